@@ -1,0 +1,135 @@
+"""decode -> evidence: run the package-shipped extractors on a Clip, once per clip, models loaded once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from omni_mer.clip import Clip
+from omni_mer.evidence.types import Evidence, ModalityEvidence
+
+log = logging.getLogger(__name__)
+
+EVIDENCE_VERSION = "1"  # bump when extractor output changes, so caches rebuild
+
+
+class EvidenceExtractor:
+    """ASR + text, prosody and face analyzers, each loaded lazily on first use and then reused."""
+
+    def __init__(self, use_embeddings: bool = True, cpu_threads: int = 2) -> None:
+        self.use_embeddings = use_embeddings
+        self.cpu_threads = cpu_threads
+        self._transcriber = None
+        self._text = None
+        self._prosody = None
+        self._face = None
+
+    @property
+    def transcriber(self):
+        if self._transcriber is None:
+            from omni_mer.evidence.asr import Transcriber
+
+            self._transcriber = Transcriber(cpu_threads=self.cpu_threads)
+        return self._transcriber
+
+    @property
+    def text(self):
+        if self._text is None:
+            from omni_mer.evidence.text import TextAnalyzer
+
+            self._text = TextAnalyzer(use_embeddings=self.use_embeddings)
+        return self._text
+
+    @property
+    def prosody(self):
+        if self._prosody is None:
+            from omni_mer.evidence.prosody import ProsodyAnalyzer
+
+            self._prosody = ProsodyAnalyzer()
+        return self._prosody
+
+    @property
+    def face(self):
+        if self._face is None:
+            from omni_mer.evidence.face import FaceAnalyzer
+
+            self._face = FaceAnalyzer()
+        return self._face
+
+    def warm_up(self) -> None:
+        """Load every model now (the demo and batch jobs do this once at start)."""
+        _ = self.transcriber, self.text, self.prosody, self.face
+
+    def extract(self, clip: Clip) -> Evidence:
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        if clip.audio_is_silent:
+            transcript = None
+            language = clip.language or "en"
+        else:
+            transcript = self.transcriber.transcribe(clip)
+            language = transcript.language
+        timings["asr"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        if transcript is None or not transcript.text.strip():
+            text_ev = ModalityEvidence.absent("text", "no speech")
+        else:
+            text_ev = self.text.analyze(transcript)
+        timings["text"] = time.perf_counter() - t
+
+        segments = list(transcript.segments) if transcript is not None else []
+        t = time.perf_counter()
+        if clip.audio_is_silent:
+            audio_ev = ModalityEvidence.absent("audio", "no audio track" if not clip.has_audio else "silent audio")
+        else:
+            audio_ev = self.prosody.analyze(clip, segments, language)
+        timings["audio"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        if not clip.has_video or len(clip.frames) == 0:
+            visual_ev = ModalityEvidence.absent("visual", "no video frames")
+        else:
+            visual_ev = self.face.analyze(clip, language)
+        timings["visual"] = time.perf_counter() - t
+
+        return Evidence(
+            language=language,
+            transcript=transcript.text if transcript is not None else "",
+            segments=segments,
+            text=text_ev,
+            audio=audio_ev,
+            visual=visual_ev,
+            timings=timings,
+        )
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cached_evidence(cache_dir: Path | None, path: Path, compute: Callable[[], Evidence]) -> Evidence:
+    """Evidence for the file at ``path`` from ``cache_dir`` (keyed by content hash), computing it once."""
+    if cache_dir is None:
+        return compute()
+    key = f"{file_digest(Path(path))}-v{EVIDENCE_VERSION}"
+    cache_file = Path(cache_dir) / f"{key}.json"
+    if cache_file.is_file():
+        try:
+            return Evidence.from_dict(json.loads(cache_file.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("evidence cache %s unreadable (%s); recomputing", cache_file, exc)
+    ev = compute()
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(ev.to_dict(), ensure_ascii=False), encoding="utf-8")
+    tmp.replace(cache_file)
+    return ev

@@ -1,0 +1,123 @@
+"""One video through the whole path: decode -> evidence -> score -> explain -> write.
+
+Used in-process by the batch job's workers (omni_mer.predict), the demo and the benchmark. Models are loaded once
+per Pipeline, never per clip.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from omni_mer.clip import Clip
+from omni_mer.config import MediaConfig
+from omni_mer.evidence.extract import EvidenceExtractor
+from omni_mer.evidence.types import Evidence
+from omni_mer.scorers.base import Scorer
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "lite", "omni")
+MODEL_ENV = "OMNI_MER_MODEL"
+
+
+def resolve_backend(backend: str, model: str | None) -> str:
+    """auto = omni when a model is configured (--model or $OMNI_MER_MODEL), else lite."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    chosen = "omni" if (model or os.environ.get(MODEL_ENV)) else "lite"
+    log.info("backend auto -> %s (%s)", chosen, "a model is configured" if chosen == "omni" else "no model configured")
+    return chosen
+
+
+def build_scorer(backend: str, model: str | None = None, adapter: str | None = None,
+                 media: MediaConfig | None = None, calibration: Path | None = None) -> Scorer:
+    backend = resolve_backend(backend, model)
+    if backend == "omni":
+        from omni_mer.scorers.omni import OmniScorer
+
+        return OmniScorer(model or os.environ.get(MODEL_ENV), adapter=adapter, media=media or MediaConfig())
+    from omni_mer.scorers.lite import LiteScorer
+
+    return LiteScorer.from_path(calibration)
+
+
+@dataclass
+class Analysis:
+    """Everything known about one file after the pipeline ran."""
+
+    id: str
+    path: Path
+    clip: Clip
+    evidence: Evidence
+    explanation: dict
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.explanation["label"]
+
+
+class Pipeline:
+    def __init__(self, scorer: Scorer, media: MediaConfig | None = None,
+                 extractor: EvidenceExtractor | None = None) -> None:
+        self.scorer = scorer
+        self.media = media or MediaConfig()
+        self.extractor = extractor or EvidenceExtractor()
+
+    @classmethod
+    def build(cls, backend: str = "auto", model: str | None = None, adapter: str | None = None,
+              media: MediaConfig | None = None, calibration: Path | None = None) -> "Pipeline":
+        media = media or MediaConfig()
+        return cls(build_scorer(backend, model, adapter, media, calibration), media)
+
+    def warm_up(self) -> None:
+        self.extractor.warm_up()
+
+    def analyze(self, path: Path, clip_id: str | None = None, language: str | None = None) -> Analysis:
+        """Run decode -> evidence -> score -> explain on one file. Raises typed errors (omni_mer.errors)."""
+        from omni_mer.explain import explain
+        from omni_mer.media import decode
+
+        path = Path(path)
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        clip = decode(path, self.media, clip_id=clip_id, language=language)
+        timings["decode"] = time.perf_counter() - t
+        for w in clip.warnings:
+            log.warning("%s: %s", path.name, w)
+
+        evidence = self.extractor.extract(clip)
+        timings.update(evidence.timings)
+
+        t = time.perf_counter()
+        generated = self.scorer.generate(clip, evidence)
+        timings["generate"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        explanation = explain(clip, evidence, self.scorer, generated=generated).to_dict()
+        timings["fusion"] = time.perf_counter() - t
+        explanation.setdefault("warnings", list(clip.warnings))
+        explanation["timings"] = {**explanation.get("timings", {}), **{k: round(v, 4) for k, v in timings.items()}}
+        return Analysis(id=clip.id, path=path, clip=clip, evidence=evidence, explanation=explanation,
+                        timings=timings)
+
+
+def thumbnails(clip: Clip, n: int = 4, blur: bool = True, detector=None) -> list[np.ndarray]:
+    """A few evenly spaced frames, faces blurred unless ``blur`` is False."""
+    if len(clip.frames) == 0:
+        return []
+    idx = np.unique(np.linspace(0, len(clip.frames) - 1, num=min(n, len(clip.frames))).round().astype(int))
+    frames = [clip.frames[i] for i in idx]
+    if blur:
+        from omni_mer.evidence.face import blur_faces, detect_faces
+
+        frames = [blur_faces(f, (detector or detect_faces)(f)) for f in frames]
+    return frames

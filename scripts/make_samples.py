@@ -1,0 +1,96 @@
+"""Regenerate the project-made sample clips in samples/ (English and Mandarin speech with a face).
+
+Speech comes from espeak-ng (Debian package `espeak-ng`), faces from scikit-image's test images (the astronaut,
+smiling; the cameraman, serious). Run: .venv/bin/python scripts/make_samples.py
+The outputs are committed (a few hundred KB), so nothing here runs in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+from skimage import data, transform
+
+from omni_mer.synthetic import write_audio, write_video
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "samples"
+FPS = 10
+SIZE = (240, 320)  # h, w
+
+# id, language, espeak voice, speed (wpm), pitch (0-99), face, text, gold score, score scale
+SAMPLES = [
+    ("en_happy_review", "en", "en-us", 175, 70, "astronaut",
+     "I absolutely love this. It is wonderful, and it makes me so happy!", 2.4, "mosei"),
+    ("en_bad_service", "en", "en-us", 130, 25, "camera",
+     "This was terrible. I hate how they treated us. What a disappointing mess.", -2.2, "mosei"),
+    ("en_schedule", "en", "en-us", 160, 50, "camera",
+     "The meeting is on Tuesday at three o'clock, in the second room.", 0.0, "mosei"),
+    ("zh_good_news", "zh", "cmn", 150, 70, "astronaut",
+     "我今天非常开心，这个结果太好了，我真的很喜欢。", 0.8, "sims"),
+    ("zh_disappointed", "zh", "cmn", 120, 25, "camera",
+     "这太糟糕了，我非常失望，真让人难过。", -0.8, "sims"),
+]
+AUDIO_ONLY = {"en_schedule"}  # also shipped as a WAV: the audio-only path
+
+
+def speak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "s.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), text],
+                       check=True)
+        audio, sr = sf.read(wav, dtype="float32")
+    audio = resample_poly(audio, 16000, sr).astype(np.float32)
+    return np.concatenate([np.zeros(4000, np.float32), audio, np.zeros(4000, np.float32)])
+
+
+def face_image(name: str) -> np.ndarray:
+    if name == "astronaut":
+        img = data.astronaut()[0:300, 100:400]  # head and shoulders
+    else:
+        img = np.stack([data.camera()] * 3, axis=-1)[20:380, 120:480]
+    return img
+
+
+def animate(img: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Slow zoom and pan over the image, so frames differ like a talking-head shot."""
+    rng = np.random.default_rng(seed)
+    h, w = img.shape[:2]
+    frames = []
+    for i in range(n):
+        z = 1.0 + 0.06 * np.sin(i / n * np.pi)
+        ch, cw = int(h / z), int(w / z)
+        y0 = int((h - ch) / 2 + rng.integers(-3, 4))
+        x0 = int((w - cw) / 2 + rng.integers(-3, 4))
+        y0, x0 = np.clip(y0, 0, h - ch), np.clip(x0, 0, w - cw)
+        crop = img[y0:y0 + ch, x0:x0 + cw]
+        frames.append((transform.resize(crop, SIZE, anti_aliasing=True) * 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    manifest = []
+    for i, (sid, lang, voice, speed, pitch, face, text, score, scale) in enumerate(SAMPLES):
+        audio = speak(text, voice, speed, pitch)
+        n = int(np.ceil(len(audio) / 16000 * FPS))
+        path = write_video(OUT / f"{sid}.mp4", animate(face_image(face), n, seed=i), FPS, audio=audio)
+        manifest.append({"id": sid, "path": path.name, "lang": lang, "score": score, "score_scale": scale,
+                         "text": text, "split": "train"})
+        if sid in AUDIO_ONLY:
+            wav = write_audio(OUT / f"{sid}_audio.wav", audio)
+            manifest.append({"id": wav.stem, "path": wav.name, "lang": lang, "score": score, "score_scale": scale,
+                             "text": text, "split": "train"})
+    with open(OUT / "manifest.jsonl", "w", encoding="utf-8") as f:
+        for rec in manifest:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Organizers' entry point: label every video in Test_Data/ -> Test_Results/label_prediction.csv.
+
+    python test_script.py [--input Test_Data] [--output Test_Results] [--supplements Test_Supplements]
+                          [--backend auto|lite|omni] [--model PATH] [--adapter PATH] [--workers N] [--resume]
+                          [--id-with-ext]
+"""
+
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from omni_mer.cli import setup_logging  # noqa: E402
+from omni_mer.predict import main  # noqa: E402
+
+if __name__ == "__main__":
+    setup_logging()
+    sys.exit(main(prog="test_script.py"))
