@@ -26,6 +26,7 @@ from omni_mer.outputs import Journal, write_results
 log = logging.getLogger("omni_mer.predict")
 
 PROGRESS_DIR = ".progress"
+LANGUAGE_CHOICES = ("auto", "en", "zh")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class PredictConfig:
     blur: bool = True
     save_audio: bool = False
     timeout_s: float = 300.0  # per file, model loading excluded
+    language: str = "auto"  # spoken-language hint for every file: auto | en | zh
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -54,6 +56,8 @@ class PredictConfig:
             raise ValueError(f"--workers {self.workers} must be >= 0")
         if self.timeout_s <= 0:
             raise ValueError(f"--timeout {self.timeout_s} must be > 0")
+        if self.language not in LANGUAGE_CHOICES:
+            raise ValueError(f"--language {self.language!r} is not one of {', '.join(LANGUAGE_CHOICES)}")
         if self.adapter and self.backend == "lite":
             raise ValueError("--adapter is a LoRA adapter for --backend omni; it means nothing to --backend lite")
 
@@ -114,7 +118,8 @@ def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: s
         return _error_record(item, "input", item.problem, fallback_label)
     t0 = time.perf_counter()
     try:
-        analysis = pipeline.analyze(item.path, clip_id=item.id)
+        hint = None if cfg.language == "auto" else cfg.language
+        analysis = pipeline.analyze(item.path, clip_id=item.id, language=hint)
     except MediaError as exc:
         return _error_record(item, "decode", str(exc), fallback_label)
     except Exception as exc:  # recorded with its traceback in the log; the batch carries on
@@ -364,6 +369,8 @@ def build_parser(prog: str = "omni-mer predict") -> argparse.ArgumentParser:
     ap.add_argument("--no-blur", action="store_true", help="save frames without blurring faces")
     ap.add_argument("--save-audio", action="store_true", help="keep each clip's 16 kHz audio in the supplements")
     ap.add_argument("--timeout", type=float, default=d.timeout_s, help="per-file time limit, seconds")
+    ap.add_argument("--language", default=d.language, choices=LANGUAGE_CHOICES,
+                    help="spoken language of every file, when known (default: detect per file, English or Mandarin)")
     ap.add_argument("--fps", type=float, default=d.media.fps, help="frames sampled per second")
     ap.add_argument("--max-frames", type=int, default=d.media.max_frames, help="cap on sampled frames")
     return ap
@@ -374,7 +381,7 @@ def config_from_args(args: argparse.Namespace) -> PredictConfig:
         input=args.input, output=args.output, supplements=None if args.no_supplements else args.supplements,
         backend=args.backend, model=args.model, adapter=args.adapter, calibration=args.calibration,
         workers=args.workers, resume=args.resume, id_with_ext=args.id_with_ext, blur=not args.no_blur,
-        save_audio=args.save_audio, timeout_s=args.timeout,
+        save_audio=args.save_audio, timeout_s=args.timeout, language=args.language,
         media=MediaConfig(fps=args.fps, max_frames=args.max_frames),
     )
 

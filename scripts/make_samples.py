@@ -17,6 +17,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from skimage import data, transform
 
+from omni_mer.labels import from_mosei, from_sims
 from omni_mer.synthetic import write_audio, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,9 @@ OUT = ROOT / "samples"
 FPS = 10
 SIZE = (240, 320)  # h, w
 
-# id, language, espeak voice, speed (wpm), pitch (0-99), face, text, gold score, score scale
+# id, language, espeak voice, speed (wpm), pitch (0-99), face, text, gold score, score scale.
+# Mandarin is spoken from tone-numbered pinyin with the cmn-latn-pinyin voice: Debian's cmn dictionary lacks many
+# characters and would read their tone digits in English.
 SAMPLES = [
     ("en_happy_review", "en", "en-us", 175, 70, "astronaut",
      "I absolutely love this. It is wonderful, and it makes me so happy!", 2.4, "mosei"),
@@ -32,11 +35,15 @@ SAMPLES = [
      "This was terrible. I hate how they treated us. What a disappointing mess.", -2.2, "mosei"),
     ("en_schedule", "en", "en-us", 160, 50, "camera",
      "The meeting is on Tuesday at three o'clock, in the second room.", 0.0, "mosei"),
-    ("zh_good_news", "zh", "cmn", 150, 70, "astronaut",
+    ("zh_good_news", "zh", "cmn-latn-pinyin", 150, 70, "astronaut",
      "我今天非常开心，这个结果太好了，我真的很喜欢。", 0.8, "sims"),
-    ("zh_disappointed", "zh", "cmn", 120, 25, "camera",
+    ("zh_disappointed", "zh", "cmn-latn-pinyin", 135, 25, "camera",
      "这太糟糕了，我非常失望，真让人难过。", -0.8, "sims"),
 ]
+PINYIN = {
+    "zh_good_news": "wo3 jin1 tian1 fei1 chang2 kai1 xin1, zhe4 ge4 jie2 guo3 tai4 hao3 le, wo3 zhen1 de hen3 xi3 huan1.",
+    "zh_disappointed": "zhe4 tai4 zao1 gao1 le, wo3 fei1 chang2 shi1 wang4, zhen1 rang4 ren2 nan2 guo4.",
+}
 AUDIO_ONLY = {"en_schedule"}  # also shipped as a WAV: the audio-only path
 
 
@@ -78,15 +85,16 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     manifest = []
     for i, (sid, lang, voice, speed, pitch, face, text, score, scale) in enumerate(SAMPLES):
-        audio = speak(text, voice, speed, pitch)
+        audio = speak(PINYIN.get(sid, text), voice, speed, pitch)
         n = int(np.ceil(len(audio) / 16000 * FPS))
         path = write_video(OUT / f"{sid}.mp4", animate(face_image(face), n, seed=i), FPS, audio=audio)
-        manifest.append({"id": sid, "path": path.name, "lang": lang, "score": score, "score_scale": scale,
-                         "text": text, "split": "train"})
+        label5 = (from_mosei if scale == "mosei" else from_sims)(score)
+        rec = {"id": sid, "path": path.name, "lang": lang, "label5": label5, "score": score, "text": text,
+               "split": "train", "source": "samples"}
+        manifest.append(rec)
         if sid in AUDIO_ONLY:
             wav = write_audio(OUT / f"{sid}_audio.wav", audio)
-            manifest.append({"id": wav.stem, "path": wav.name, "lang": lang, "score": score, "score_scale": scale,
-                             "text": text, "split": "train"})
+            manifest.append({**rec, "id": wav.stem, "path": wav.name})
     with open(OUT / "manifest.jsonl", "w", encoding="utf-8") as f:
         for rec in manifest:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
