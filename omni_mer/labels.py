@@ -26,7 +26,9 @@ _SIMS_GRID_TOL = 1e-4
 
 
 def _check_score(score: object, valid: tuple[float, float], dataset: str) -> float:
-    if isinstance(score, bool) or not isinstance(score, (int, float)):
+    if isinstance(score, bool):
+        raise ValueError(f"{dataset} score {score!r} is not a number; valid range is [{valid[0]}, {valid[1]}]")
+    if not isinstance(score, (int, float)):
         try:
             value = float(score)  # numpy scalars, numeric strings from CSV
         except (TypeError, ValueError):
