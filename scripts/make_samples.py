@@ -1,7 +1,8 @@
 """Regenerate the project-made sample clips in samples/ (English and Mandarin speech with a face).
 
-Speech comes from espeak-ng (Debian package `espeak-ng`), faces from scikit-image's test images (the astronaut,
-smiling; the cameraman, serious). Run: .venv/bin/python scripts/make_samples.py
+Speech comes from espeak-ng (Debian package `espeak-ng`), faces from scikit-image's test data: the astronaut
+(smiling) and three Labeled-Faces-in-the-Wild faces from `lfw_subset` chosen because the shipped expression model
+reads them as angry (#84), sad (#82) and neutral (#7); they are 25x25 originals, upscaled, so they look soft. Run: .venv/bin/python scripts/make_samples.py
 The outputs are committed (a few hundred KB), so nothing here runs in CI.
 """
 
@@ -31,13 +32,13 @@ SIZE = (240, 320)  # h, w
 SAMPLES = [
     ("en_happy_review", "en", "en-us", 175, 70, "astronaut",
      "I absolutely love this. It is wonderful, and it makes me so happy!", 2.4, "mosei"),
-    ("en_bad_service", "en", "en-us", 130, 25, "camera",
+    ("en_bad_service", "en", "en-us", 130, 25, "lfw:84",
      "This was terrible. I hate how they treated us. What a disappointing mess.", -2.2, "mosei"),
-    ("en_schedule", "en", "en-us", 160, 50, "camera",
+    ("en_schedule", "en", "en-us", 160, 50, "lfw:7",
      "The meeting is on Tuesday at three o'clock, in the second room.", 0.0, "mosei"),
     ("zh_good_news", "zh", "cmn-latn-pinyin", 150, 70, "astronaut",
      "我今天非常开心，这个结果太好了，我真的很喜欢。", 0.8, "sims"),
-    ("zh_disappointed", "zh", "cmn-latn-pinyin", 135, 25, "camera",
+    ("zh_disappointed", "zh", "cmn-latn-pinyin", 135, 25, "lfw:82",
      "这太糟糕了，我非常失望，真让人难过。", -0.8, "sims"),
 ]
 PINYIN = {
@@ -59,10 +60,12 @@ def speak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
 
 def face_image(name: str) -> np.ndarray:
     if name == "astronaut":
-        img = data.astronaut()[0:300, 100:400]  # head and shoulders
-    else:
-        img = np.stack([data.camera()] * 3, axis=-1)[20:380, 120:480]
-    return img
+        return data.astronaut()[0:300, 100:400]  # head and shoulders
+    idx = int(name.split(":")[1])
+    face = (transform.resize(data.lfw_subset()[idx], (200, 200)) * 255).astype(np.uint8)
+    canvas = np.full((240, 320), 90, np.uint8)  # the face fills most of a plain background, like a close-up
+    canvas[20:220, 60:260] = face
+    return np.stack([canvas] * 3, axis=-1)
 
 
 def animate(img: np.ndarray, n: int, seed: int) -> np.ndarray:
