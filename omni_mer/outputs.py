@@ -127,7 +127,7 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
     from PIL import Image
 
     from omni_mer.explain.plots import render_explanation_png
-    from omni_mer.pipeline import thumbnails
+    from omni_mer.pipeline import thumbnail_indices, thumbnails
 
     out = inside(Path(supplements_dir), Path(supplements_dir) / safe_dirname(analysis.id))
     out.mkdir(parents=True, exist_ok=True)
@@ -135,6 +135,7 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
     atomic_write_text(out / "transcript.txt", (ev.transcript.strip() + "\n") if ev.transcript.strip() else "")
     atomic_write_text(out / "transcript.srt", srt(ev.segments))
 
+    idx = thumbnail_indices(clip, max_frames)
     frames = thumbnails(clip, n=max_frames, blur=blur)
     frame_dir = out / "frames"
     if frame_dir.is_dir():
@@ -142,7 +143,6 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
             old.unlink()
     if frames:
         frame_dir.mkdir(exist_ok=True)
-        idx = np.unique(np.linspace(0, len(clip.frames) - 1, num=len(frames)).round().astype(int))
         for i, frame in zip(idx, frames):
             Image.fromarray(frame).save(frame_dir / f"frame_{clip.frame_times[i]:07.2f}s.jpg", quality=85)
     if save_audio and clip.has_audio and len(clip.audio):
@@ -153,5 +153,7 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
     expl = dict(analysis.explanation)
     expl["frames_blurred"] = bool(blur)
     atomic_write_text(out / "explanation.json", json.dumps(expl, ensure_ascii=False, indent=2))
-    render_explanation_png(expl, clip, out / "explanation.png", thumbnails=frames[:4])
+    pick = [int(k) for k in np.unique(np.linspace(0, len(frames) - 1, num=min(4, len(frames))).round())] if frames else []
+    expl["thumbnail_times"] = [float(clip.frame_times[idx[k]]) for k in pick]
+    render_explanation_png(expl, clip, out / "explanation.png", thumbnails=[frames[k] for k in pick])
     return out

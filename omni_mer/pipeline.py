@@ -83,19 +83,28 @@ class Pipeline:
 
     def analyze(self, path: Path, clip_id: str | None = None, language: str | None = None) -> Analysis:
         """Run decode -> evidence -> score -> explain on one file. Raises typed errors (omni_mer.errors)."""
-        from omni_mer.explain import explain
         from omni_mer.media import decode
 
         path = Path(path)
-        timings: dict[str, float] = {}
         t = time.perf_counter()
         clip = decode(path, self.media, clip_id=clip_id, language=language)
-        timings["decode"] = time.perf_counter() - t
+        decode_s = time.perf_counter() - t
         for w in clip.warnings:
             log.warning("%s: %s", path.name, w)
+        return self.analyze_clip(clip, timings={"decode": decode_s})
 
-        evidence = self.extractor.extract(clip)
-        timings.update(evidence.timings)
+    def analyze_clip(self, clip: Clip, evidence: Evidence | None = None,
+                     timings: dict[str, float] | None = None) -> Analysis:
+        """evidence -> score -> explain on an already decoded (possibly perturbed) Clip.
+
+        ``evidence`` skips extraction (e.g. evidence edited by a perturbation); ``timings`` are carried over.
+        """
+        from omni_mer.explain import explain
+
+        timings = dict(timings or {})
+        if evidence is None:
+            evidence = self.extractor.extract(clip)
+            timings.update(evidence.timings)
 
         t = time.perf_counter()
         generated = self.scorer.generate(clip, evidence)
@@ -106,18 +115,36 @@ class Pipeline:
         timings["fusion"] = time.perf_counter() - t
         explanation.setdefault("warnings", list(clip.warnings))
         explanation["timings"] = {**explanation.get("timings", {}), **{k: round(v, 4) for k, v in timings.items()}}
-        return Analysis(id=clip.id, path=path, clip=clip, evidence=evidence, explanation=explanation,
+        return Analysis(id=clip.id, path=Path(clip.path), clip=clip, evidence=evidence, explanation=explanation,
                         timings=timings)
 
 
-def thumbnails(clip: Clip, n: int = 4, blur: bool = True, detector=None) -> list[np.ndarray]:
-    """A few evenly spaced frames, faces blurred unless ``blur`` is False."""
+def thumbnail_indices(clip: Clip, n: int) -> np.ndarray:
+    """Indices of ``n`` frames spread evenly over the clip."""
     if len(clip.frames) == 0:
-        return []
-    idx = np.unique(np.linspace(0, len(clip.frames) - 1, num=min(n, len(clip.frames))).round().astype(int))
-    frames = [clip.frames[i] for i in idx]
-    if blur:
-        from omni_mer.evidence.face import blur_faces, detect_faces
+        return np.zeros(0, dtype=int)
+    return np.unique(np.linspace(0, len(clip.frames) - 1, num=min(n, len(clip.frames))).round().astype(int))
 
-        frames = [blur_faces(f, (detector or detect_faces)(f)) for f in frames]
-    return frames
+
+def thumbnails(clip: Clip, n: int = 4, blur: bool = True, detector=None) -> list[np.ndarray]:
+    """A few evenly spaced frames, faces blurred unless ``blur`` is False.
+
+    Privacy first: a frame where the detector misses a face that it found in other frames of the clip is blurred
+    with the boxes of the nearest frame that has detections (a detector flicker must not leak a face).
+    """
+    idx = thumbnail_indices(clip, n)
+    frames = [clip.frames[i] for i in idx]
+    if not blur or not frames:
+        return frames
+    from omni_mer.evidence.face import blur_faces, detect_faces
+
+    detect = detector or detect_faces
+    boxes = [detect(f) for f in frames]
+    found = [k for k, b in enumerate(boxes) if b]
+    out = []
+    for k, frame in enumerate(frames):
+        use = boxes[k]
+        if not use and found:
+            use = boxes[min(found, key=lambda j: abs(j - k))]
+        out.append(blur_faces(frame, use) if use else frame)
+    return out
