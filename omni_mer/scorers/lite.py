@@ -32,14 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
+from omni_mer.config import MODALITIES, PROJECT_ROOT
 from omni_mer.evidence.types import Evidence
 from omni_mer.labels import LABELS
 from omni_mer.scorers.base import Scorer, check_keep
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CALIBRATION_PATH = Path("checkpoints") / "lite" / "calibration.json"
+DEFAULT_CALIBRATION_PATH = PROJECT_ROOT / "checkpoints" / "lite" / "calibration.json"
 
 
 @dataclass
