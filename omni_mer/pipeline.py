@@ -38,12 +38,14 @@ def resolve_backend(backend: str, model: str | None) -> str:
 
 
 def build_scorer(backend: str, model: str | None = None, adapter: str | None = None,
-                 media: MediaConfig | None = None, calibration: Path | None = None) -> Scorer:
+                 media: MediaConfig | None = None, calibration: Path | None = None,
+                 max_new_tokens: int = 256) -> Scorer:
     backend = resolve_backend(backend, model)
     if backend == "omni":
         from omni_mer.scorers.omni import OmniScorer
 
-        return OmniScorer(model or os.environ.get(MODEL_ENV), adapter=adapter, media=media or MediaConfig())
+        return OmniScorer(model or os.environ.get(MODEL_ENV), adapter=adapter, media=media or MediaConfig(),
+                          max_new_tokens=max_new_tokens)
     from omni_mer.scorers.lite import LiteScorer
 
     return LiteScorer.from_path(calibration)
@@ -74,9 +76,10 @@ class Pipeline:
 
     @classmethod
     def build(cls, backend: str = "auto", model: str | None = None, adapter: str | None = None,
-              media: MediaConfig | None = None, calibration: Path | None = None) -> "Pipeline":
+              media: MediaConfig | None = None, calibration: Path | None = None,
+              max_new_tokens: int = 256) -> "Pipeline":
         media = media or MediaConfig()
-        return cls(build_scorer(backend, model, adapter, media, calibration), media)
+        return cls(build_scorer(backend, model, adapter, media, calibration, max_new_tokens), media)
 
     def warm_up(self) -> None:
         self.extractor.warm_up()

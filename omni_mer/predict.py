@@ -45,6 +45,7 @@ class PredictConfig:
     save_audio: bool = False
     timeout_s: float = 300.0  # per file, model loading excluded
     language: str = "auto"  # spoken-language hint for every file: auto | en | zh
+    max_new_tokens: int = 256  # omni backend: length budget of the generated rationale
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -144,7 +145,7 @@ def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: s
 def _build_pipeline(cfg: PredictConfig):
     from omni_mer.pipeline import Pipeline
 
-    pipeline = Pipeline.build(cfg.backend, cfg.model, cfg.adapter, cfg.media, cfg.calibration)
+    pipeline = Pipeline.build(cfg.backend, cfg.model, cfg.adapter, cfg.media, cfg.calibration, cfg.max_new_tokens)
     pipeline.warm_up()
     return pipeline
 
@@ -371,6 +372,8 @@ def build_parser(prog: str = "omni-mer predict") -> argparse.ArgumentParser:
     ap.add_argument("--timeout", type=float, default=d.timeout_s, help="per-file time limit, seconds")
     ap.add_argument("--language", default=d.language, choices=LANGUAGE_CHOICES,
                     help="spoken language of every file, when known (default: detect per file, English or Mandarin)")
+    ap.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens,
+                    help="omni backend: tokens generated for the rationale")
     ap.add_argument("--fps", type=float, default=d.media.fps, help="frames sampled per second")
     ap.add_argument("--max-frames", type=int, default=d.media.max_frames, help="cap on sampled frames")
     return ap
@@ -382,6 +385,7 @@ def config_from_args(args: argparse.Namespace) -> PredictConfig:
         backend=args.backend, model=args.model, adapter=args.adapter, calibration=args.calibration,
         workers=args.workers, resume=args.resume, id_with_ext=args.id_with_ext, blur=not args.no_blur,
         save_audio=args.save_audio, timeout_s=args.timeout, language=args.language,
+        max_new_tokens=args.max_new_tokens,
         media=MediaConfig(fps=args.fps, max_frames=args.max_frames),
     )
 
