@@ -79,7 +79,7 @@ class EvidenceExtractor:
         if transcript is None or not transcript.text.strip():
             text_ev = ModalityEvidence.absent("text", "no speech")
         else:
-            text_ev = self.text.analyze(transcript)
+            text_ev = self.text.analyze(transcript, duration=clip.duration)
         timings["text"] = time.perf_counter() - t
 
         segments = list(transcript.segments) if transcript is not None else []

@@ -1,0 +1,171 @@
+"""ASR on real speech: shipped sample clips (espeak-ng voices) and, when espeak-ng is installed, fresh Mandarin."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omni_mer.clip import Clip
+from omni_mer.config import SAMPLE_RATE
+from omni_mer.evidence import asr
+from omni_mer.evidence.asr import Transcriber, Transcript, to_simplified, whisper_model_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+ESPEAK = shutil.which("espeak-ng")
+
+
+def _clip(audio: np.ndarray, name: str = "clip", language: str | None = None, has_audio: bool = True) -> Clip:
+    audio = np.asarray(audio, dtype=np.float32)
+    return Clip(path=Path(name), id=name, frames=np.zeros((0, 8, 8, 3), np.uint8), frame_times=np.zeros(0),
+                fps=0.0, audio=audio, duration=len(audio) / SAMPLE_RATE, has_video=False, has_audio=has_audio,
+                language=language)
+
+
+def _sample_clip(name: str, language: str | None = None) -> Clip:
+    from faster_whisper import decode_audio  # PyAV, a faster-whisper dependency
+
+    path = SAMPLES / name
+    if not path.is_file():
+        pytest.skip(f"sample {name} not shipped")
+    return _clip(decode_audio(str(path), sampling_rate=SAMPLE_RATE), path.stem, language)
+
+
+def _espeak_clip(tmp_path: Path, voice: str, text: str, language: str | None = None) -> Clip:
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    if ESPEAK is None:
+        pytest.skip("espeak-ng not installed")
+    wav = tmp_path / "speech.wav"
+    subprocess.run([ESPEAK, "-v", voice, "-s", "130", "-w", str(wav), text], check=True, capture_output=True)
+    audio, sr = sf.read(wav, dtype="float32")
+    g = gcd(sr, SAMPLE_RATE)
+    return _clip(resample_poly(audio, SAMPLE_RATE // g, sr // g), wav.stem, language)
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Transcriber:
+    return Transcriber()
+
+
+def test_default_cache_is_outside_repo():
+    assert ROOT not in asr.default_cache_dir().resolve().parents
+
+
+def test_english_sample(transcriber):
+    clip = _sample_clip("en_happy_review.mp4")
+    tr = transcriber.transcribe(clip)
+    assert tr.language == "en" and not tr.no_speech
+    assert tr.language_probs["en"] > 0.9
+    low = tr.text.lower()
+    for w in ("love", "wonderful", "happy"):
+        assert w in low, tr.text
+    assert tr.segments and tr.words
+    assert all(0.0 <= s.start <= s.end <= clip.duration + 0.5 for s in tr.segments)
+    assert all(0.0 <= a <= b <= clip.duration + 0.5 for a, b, _ in tr.words)
+    print(f"ASR {tr.seconds:.2f} s for {clip.duration:.1f} s")
+
+
+def test_mandarin_sample(transcriber):
+    clip = _sample_clip("zh_disappointed.mp4")
+    tr = transcriber.transcribe(clip)
+    assert tr.language == "zh" and tr.language_probs["zh"] > 0.5, tr
+    assert set(tr.language_probs) == {"en", "zh"}  # detection restricted to the two languages
+    assert "糟糕" in tr.text, tr.text
+    assert to_simplified(tr.text) == tr.text
+    assert all(0.0 <= a <= b <= clip.duration + 0.5 for a, b, _ in tr.words)
+
+
+def test_mandarin_with_hint_simplified(transcriber, tmp_path):
+    # The packaged espeak-ng has no Hanzi dictionary; tone-numbered pinyin gives real Mandarin syllables.
+    clip = _espeak_clip(tmp_path, "cmn-latn-pinyin", "wo3 bu4 xi3 huan1 zhe4 ge4, zhen1 rang4 ren2 shi1 wang4.",
+                        language="zh")
+    tr = transcriber.transcribe(clip)
+    assert tr.language == "zh"
+    assert "喜欢" in tr.text, tr.text
+    assert to_simplified(tr.text) == tr.text
+    assert all(to_simplified(w) == w for _, _, w in tr.words)
+
+
+def test_to_simplified():
+    assert to_simplified("我們覺得這個電影很好看") == "我们觉得这个电影很好看"
+
+
+@pytest.mark.parametrize("kind", ["zeros", "no_track", "noise"])
+def test_silence_is_no_speech(transcriber, kind):
+    rng = np.random.default_rng(0)
+    if kind == "zeros":
+        clip = _clip(np.zeros(3 * SAMPLE_RATE))
+    elif kind == "no_track":
+        clip = _clip(np.zeros(0), has_audio=False)
+    else:
+        clip = _clip(0.003 * rng.standard_normal(3 * SAMPLE_RATE))
+    tr = transcriber.transcribe(clip)
+    assert isinstance(tr, Transcript)
+    assert tr.no_speech and tr.text == "" and tr.segments == [] and tr.words == []
+
+
+def test_hallucination_guard_bounds_time(transcriber):
+    # A tone is not speech; whatever Whisper makes of it must not loop for many seconds.
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    clip = _clip(0.3 * np.sin(2 * np.pi * 220 * t))
+    tr = transcriber.transcribe(clip)
+    assert tr.seconds < 15
+    assert len(tr.text) < 200
+
+
+def test_cache_join_verify_and_rebuild(tmp_path):
+    d = whisper_model_dir(tmp_path / "wb")
+    model = d / "model.bin"
+    man = json.loads((d / asr.MANIFEST).read_text())
+    assert model.stat().st_size == man["size"] == sum(p["size"] for p in man["parts"])
+    assert (d / "tokenizer.json").is_file() and (d / "config.json").is_file()
+    assert asr._sha256(model) == man["sha256"]
+    assert not list(d.glob(".*.tmp"))  # no temp files left behind
+    mtime = model.stat().st_mtime_ns
+    assert whisper_model_dir(d) == d and model.stat().st_mtime_ns == mtime  # valid: not rebuilt
+
+    with open(model, "r+b") as f:  # partial file (e.g. disk full / killed mid-copy)
+        f.truncate(1000)
+    whisper_model_dir(d)
+    assert model.stat().st_size == man["size"] and asr._sha256(model) == man["sha256"]
+
+    with open(model, "r+b") as f:  # same size, damaged bytes: only the checksum notices
+        f.seek(5_000_000)
+        f.write(b"\x00" * 64)
+    assert asr._sha256(model) != man["sha256"]
+    whisper_model_dir(d, verify_checksum=True)
+    assert asr._sha256(model) == man["sha256"]
+
+    (d / asr.MANIFEST).unlink()  # manifest missing = unfinished build
+    whisper_model_dir(d)
+    assert (d / asr.MANIFEST).is_file()
+
+
+def test_no_network_during_transcribe_and_analyze(monkeypatch):
+    from omni_mer.evidence.text import TextAnalyzer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    tr_model = Transcriber()
+    analyzer = TextAnalyzer()
+    clip = _sample_clip("en_happy_review.mp4")
+    tr = tr_model.transcribe(clip)
+    ev = analyzer.analyze(tr, duration=clip.duration)
+    assert ev.present and ev.valence > 0
+    cues = [c for c in ev.cues if c.kind in ("word", "phrase")]
+    assert cues and all(0.0 <= c.start <= c.end <= clip.duration + 0.5 for c in cues)
+    love = [c for c in cues if "love" in c.text]
+    assert love and love[0].end - love[0].start < 1.5  # word-level time, not the whole clip
