@@ -1,0 +1,238 @@
+"""Verifiable rewards for GRPO, in TRL's reward-function signature ``(completions, **columns) -> list[float|None]``.
+
+Columns (one value per completion, repeated across a prompt's G generations, as TRL passes them):
+``label`` (gold label), ``language`` ("en"/"zh"), ``evidence`` (Evidence or its dict; None = unknown).
+``None`` in a returned list means "not applicable to this completion" (TRL semantics); it is skipped when the
+rewards are combined. A reward function that raises is never swallowed: ``combine_rewards`` re-raises naming it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable, Sequence
+
+from omni_mer.evidence.types import Evidence
+from omni_mer.explain.rationale import check_rationale
+from omni_mer.labels import LABEL_INDEX, LABELS, label_from_text, parse_answer
+
+RewardFn = Callable[..., list]
+
+_FORMAT_RE = re.compile(r"^\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*$", re.DOTALL)
+_THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_RE = re.compile(r"[A-Za-z]")
+_SENTENCE_RE = re.compile(r"[^.!?;。！？；\n]+")
+
+# Words that claim something about a modality; a claim about an absent modality is penalised unless negated.
+MODALITY_WORDS = {
+    "visual": ("face", "facial", "smil", "frown", "expression", "eyebrow", "brow", "grin", "scowl",
+               "面部", "表情", "微笑", "皱眉", "笑容", "脸", "眉"),
+    "audio": ("voice", "vocal", "tone", "pitch", "loud", "prosod", "intonation", "shout", "whisper",
+              "语气", "声音", "语调", "音调", "音量", "嗓音", "语音"),
+}
+NEGATIONS = ("no ", "not ", "none", "without", "absent", "missing", "n't", "没有", "未", "无", "不")
+
+
+def completion_text(completion) -> str:
+    """The text of a completion given as a string or as TRL's conversational ``[{"role", "content"}]``."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return str(completion.get("content", ""))
+    if isinstance(completion, (list, tuple)):
+        return "".join(completion_text(c) for c in completion)
+    raise TypeError(f"completion must be a string or a list of messages, got {type(completion).__name__}")
+
+
+def think_text(text: str) -> str:
+    """The rationale inside the first ``<think>`` (to the end when unclosed); '' when there is none."""
+    m = _THINK_RE.search(text)
+    return m.group(1).strip() if m else ""
+
+
+def rationale_text(text: str) -> str:
+    """The rationale: the ``<think>`` part, or (no tags) the whole completion minus any ``<answer>…</answer>``."""
+    if "<think>" in text:
+        return think_text(text)
+    return re.sub(r"<answer>.*?(</answer>|$)", " ", text, flags=re.DOTALL).strip()
+
+
+def _column(columns: dict, name: str, n: int, reward: str) -> list:
+    if name not in columns:
+        raise KeyError(f"reward {reward!r} needs the column {name!r}; given columns: {sorted(columns)}")
+    values = list(columns[name])
+    if len(values) != n:
+        raise ValueError(f"reward {reward!r}: column {name!r} has {len(values)} values for {n} completions")
+    return values
+
+
+def format_reward(completions: Sequence, **columns) -> list[float]:
+    """1.0 for exactly one ``<think>…</think>`` followed by exactly one ``<answer>LABEL</answer>`` and nothing else,
+    where LABEL is one of the five labels (code or name); else 0.0."""
+    out = []
+    for c in completions:
+        text = completion_text(c)
+        ok = (
+            text.count("<think>") == 1 and text.count("</think>") == 1
+            and text.count("<answer>") == 1 and text.count("</answer>") == 1
+        )
+        m = _FORMAT_RE.match(text) if ok else None
+        out.append(1.0 if m and m.group("think").strip() and label_from_text(m.group("answer")) else 0.0)
+    return out
+
+
+def accuracy_reward(completions: Sequence, label: Sequence[str] | None = None, ordinal: bool = False,
+                    **columns) -> list[float | None]:
+    """1.0 when the answer equals the gold ``label``, else 0.0 (no/invalid answer = 0.0).
+
+    With ``ordinal`` a near miss earns partial credit: 1 - d/2 for a class-index distance d (0.5 one class off,
+    0 two or more off). A completion whose gold label is None gets None (not scored)."""
+    labels = _column({"label": label} if label is not None else columns, "label", len(completions), "accuracy")
+    out: list[float | None] = []
+    for c, gold in zip(completions, labels):
+        if gold is None:
+            out.append(None)
+            continue
+        if gold not in LABEL_INDEX:
+            raise ValueError(f"gold label {gold!r} is not one of {', '.join(LABELS)}")
+        pred = parse_answer(completion_text(c))
+        if pred is None:
+            out.append(0.0)
+        elif not ordinal:
+            out.append(1.0 if pred == gold else 0.0)
+        else:
+            d = abs(LABEL_INDEX[pred] - LABEL_INDEX[gold])
+            out.append(max(0.0, 1.0 - d / 2.0))
+    return out
+
+
+def accuracy_ordinal_reward(completions: Sequence, **columns) -> list[float | None]:
+    """``accuracy`` with ordinal partial credit (see accuracy_reward)."""
+    return accuracy_reward(completions, ordinal=True, **columns)
+
+
+def _as_evidence(ev) -> Evidence | None:
+    if ev is None or isinstance(ev, Evidence):
+        return ev
+    if isinstance(ev, dict):
+        return Evidence.from_dict(ev)
+    raise TypeError(f"evidence must be an Evidence or its dict, got {type(ev).__name__}")
+
+
+def absent_modality_claims(think: str, evidence: Evidence) -> list[str]:
+    """Sentences of ``think`` that describe a modality the evidence reports absent (un-negated claims)."""
+    claims = []
+    for modality, words in MODALITY_WORDS.items():
+        if evidence.modality(modality).present:
+            continue
+        for sentence in _SENTENCE_RE.findall(think):
+            low = sentence.lower()
+            if any(w in low for w in words) and not any(n in low for n in NEGATIONS):
+                claims.append(sentence.strip())
+    return claims
+
+
+def grounding_reward(completions: Sequence, evidence: Sequence | None = None, **columns) -> list[float | None]:
+    """Does the rationale cite real evidence and avoid inventing absent modalities? In [-1, 1].
+
+    grounded = (citations that are cue texts of present modalities or verbatim transcript parts, minus citations
+    of cues of absent modalities) / all citations (0 when nothing is cited), minus 0.5 per un-negated claim about
+    a modality the evidence reports absent (e.g. facial cues when no face was found). None when evidence is None.
+    """
+    evs = _column({"evidence": evidence} if evidence is not None else columns, "evidence", len(completions),
+                  "grounding")
+    out: list[float | None] = []
+    for c, ev in zip(completions, evs):
+        ev = _as_evidence(ev)
+        if ev is None:
+            out.append(None)
+            continue
+        text = completion_text(c)
+        think = think_text(text)
+        if not think:
+            out.append(0.0)
+            continue
+        details = check_rationale(f"<think>{think}</think>", ev, LABELS[0])["details"]
+        n = details["n_citations"]
+        good = details["n_cue_citations"] + details["n_transcript_citations"] - 2 * len(
+            details["absent_modality_citations"])
+        score = good / n if n else 0.0
+        score -= 0.5 * len(absent_modality_claims(think, ev))
+        out.append(float(min(1.0, max(-1.0, score))))
+    return out
+
+
+def chinese_ratio(text: str) -> float:
+    """Share of CJK characters among CJK + Latin letters (0.5 when there are none)."""
+    cjk, latin = len(_CJK_RE.findall(text)), len(_LATIN_RE.findall(text))
+    return 0.5 if cjk + latin == 0 else cjk / (cjk + latin)
+
+
+def language_reward(completions: Sequence, language: Sequence[str] | None = None, **columns) -> list[float | None]:
+    """Is the rationale written in the clip's language? Share of its letters in that script (0 for no rationale).
+
+    zh: CJK characters / (CJK + Latin letters); en: the complement. Label codes inside <answer> are not counted; a
+    completion without <think> tags is read whole (format is the format reward's job), so even an untrained model
+    gets a graded signal."""
+    langs = _column({"language": language} if language is not None else columns, "language", len(completions),
+                    "language")
+    out: list[float | None] = []
+    for c, lang in zip(completions, langs):
+        if lang is None:
+            out.append(None)
+            continue
+        think = rationale_text(completion_text(c))
+        if not think or not (_CJK_RE.search(think) or _LATIN_RE.search(think)):
+            out.append(0.0)
+            continue
+        r = chinese_ratio(think)
+        out.append(float(r if str(lang).lower().startswith("zh") else 1.0 - r))
+    return out
+
+
+REWARDS: dict[str, RewardFn] = {
+    "format": format_reward,
+    "accuracy": accuracy_reward,
+    "accuracy_ordinal": accuracy_ordinal_reward,
+    "grounding": grounding_reward,
+    "language": language_reward,
+}
+
+
+def get_reward(name: str) -> RewardFn:
+    """The reward function registered as ``name``; ValueError listing the valid names otherwise."""
+    try:
+        return REWARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown reward {name!r}; valid rewards: {', '.join(REWARDS)}") from None
+
+
+def combine_rewards(names: Sequence[str], weights: Sequence[float] | None, completions: Sequence,
+                    **columns) -> tuple[list[float], dict[str, list[float | None]]]:
+    """Weighted sum of the named rewards per completion (None entries skipped) and each reward's raw values.
+
+    Raises (never swallows) when a reward fails, returns the wrong number of values, or a non-finite value; the
+    error names the reward."""
+    weights = list(weights) if weights is not None else [1.0] * len(names)
+    if len(weights) != len(names):
+        raise ValueError(f"{len(names)} rewards {list(names)} but {len(weights)} weights {weights}")
+    n = len(completions)
+    total = [0.0] * n
+    per: dict[str, list[float | None]] = {}
+    for name, w in zip(names, weights):
+        fn = get_reward(name)
+        try:
+            values = fn(completions, **columns)
+        except Exception as exc:
+            raise RuntimeError(f"reward {name!r} failed: {exc}") from exc
+        if len(values) != n:
+            raise ValueError(f"reward {name!r} returned {len(values)} values for {n} completions")
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            if not math.isfinite(float(v)):
+                raise ValueError(f"reward {name!r} returned a non-finite value {v!r} for completion {i}")
+            total[i] += w * float(v)
+        per[name] = list(values)
+    return total, per
