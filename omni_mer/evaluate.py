@@ -79,11 +79,8 @@ def register_section(section: Section) -> None:
 
 def _load_sections() -> list[Section]:
     for mod in SECTION_MODULES:
-        try:
-            section = getattr(importlib.import_module(mod), "EVAL_SECTION", None)
-        except ImportError as exc:
-            log.debug("evaluation section %s not available: %s", mod, exc)
-            continue
+        # Our own modules: an ImportError here is a bug to see, not an optional feature to skip.
+        section = getattr(importlib.import_module(mod), "EVAL_SECTION", None)
         if section is not None:
             register_section(section)
     return list(SECTIONS)

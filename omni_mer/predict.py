@@ -198,6 +198,7 @@ def _run_workers(cfg: PredictConfig, todo: list[InputItem], fallback: str, on_do
     workers = {i: _Worker(ctx, cfg, fallback, results, i) for i in range(n)}
     pending = list(reversed(todo))
     next_id = n
+    load_crashes = 0
     while pending or any(w.item for w in workers.values()):
         for w in workers.values():
             if w.ready and w.item is None and pending:
@@ -210,7 +211,7 @@ def _run_workers(cfg: PredictConfig, todo: list[InputItem], fallback: str, on_do
             for w in workers.values():
                 w.stop(kill=True)
             raise RuntimeError(f"could not load the models: {payload}")
-        if kind == "ready":
+        if kind == "ready" and wid in workers:  # a worker may have died right after saying ready
             workers[wid].ready = True
         elif kind == "done" and wid in workers:
             workers[wid].item = None
@@ -220,6 +221,13 @@ def _run_workers(cfg: PredictConfig, todo: list[InputItem], fallback: str, on_do
             timed_out = w.item is not None and now - w.started > cfg.timeout_s
             died = not w.proc.is_alive()
             if timed_out or died:
+                if died and not w.ready:  # crashed while loading the models: would crash again, forever
+                    load_crashes += 1
+                    if load_crashes >= 3:
+                        for other in workers.values():
+                            other.stop(kill=True)
+                        raise RuntimeError(f"worker process died while loading the models {load_crashes} times "
+                                           f"(exit code {w.proc.exitcode})")
                 if w.item is not None:
                     stage, why = ("timeout", f"took longer than {cfg.timeout_s:g} s") if timed_out else (
                         "crash", f"worker process died (exit code {w.proc.exitcode})")
@@ -258,6 +266,9 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
         cfg.supplements.mkdir(parents=True, exist_ok=True)
     _add_run_log(cfg.output / (f"run.log" if world == 1 else f"run.rank{rank}.log"))
 
+    if rank == 0:  # temp files of an atomic write interrupted by a kill: never read, just litter
+        for stale in [*cfg.output.glob(".*.tmp*"), *((cfg.supplements or cfg.output).glob(".*.tmp*"))]:
+            stale.unlink(missing_ok=True)
     items = list_inputs(cfg.input, cfg.id_with_ext)
     ids = {it.id for it in items}
     progress = cfg.output / PROGRESS_DIR
