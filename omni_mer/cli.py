@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("omni_mer.evaluate", "metrics, faithfulness and noise robustness"),
     "calibrate": ("omni_mer.scorers.calibrate", "fit the lite scorer's fusion on labelled clips"),
     "bench": ("omni_mer.bench", "per-stage speed and memory"),
+    "train": ("omni_mer.train.run", "LoRA SFT / GRPO (same flags as train_grpo.py; use accelerate launch to scale)"),
     "tiny-model": ("omni_mer.omni.tiny", "write a tiny random Qwen2.5-Omni thinker + offline processor"),
     "demo": ("omni_mer.demo", "Gradio chat demo"),
 }

@@ -6,7 +6,7 @@ only touches the frames reuses the clean clip's text and audio evidence (the aud
 prosody would give the same result) and recomputes the visual evidence; one that only edits evidence (drop_text)
 reuses the clean evidence.
 
-    omni-mer evaluate --manifest samples/manifest.jsonl --perturb [snr20,snr10,blur,...|all] [--perturb-backend lite]
+    omni-mer evaluate --manifest samples/meta/manifest.jsonl --perturb [snr20,snr10,blur,...|all] [--perturb-backend lite]
 
 Public API:
     evaluate_perturbations(records, pipeline, perturbations, manifest_dir=None, progress=None) -> dict

@@ -92,13 +92,15 @@ def main() -> None:
         n = int(np.ceil(len(audio) / 16000 * FPS))
         path = write_video(OUT / f"{sid}.mp4", animate(face_image(face), n, seed=i), FPS, audio=audio)
         label5 = (from_mosei if scale == "mosei" else from_sims)(score)
-        rec = {"id": sid, "path": path.name, "lang": lang, "label5": label5, "score": score, "text": text,
+        rec = {"id": sid, "path": f"../{path.name}", "lang": lang, "label5": label5, "score": score, "text": text,
                "split": "train", "source": "samples"}
         manifest.append(rec)
         if sid in AUDIO_ONLY:
             wav = write_audio(OUT / f"{sid}_audio.wav", audio)
-            manifest.append({**rec, "id": wav.stem, "path": wav.name})
-    with open(OUT / "manifest.jsonl", "w", encoding="utf-8") as f:
+            manifest.append({**rec, "id": wav.stem, "path": f"../{wav.name}"})
+    # The manifest lives in a sub-folder so that samples/ itself holds only media (the main job's input folder).
+    (OUT / "meta").mkdir(exist_ok=True)
+    with open(OUT / "meta" / "manifest.jsonl", "w", encoding="utf-8") as f:
         for rec in manifest:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 

@@ -5,7 +5,7 @@
    records the outcome (label / errors.csv reason), the file's analysis time, the job's wall time (model loading
    included) and the job's peak RSS (parent and worker, from wait4).
 3. Runs the whole suite as one batch (the organizers' situation) and checks one row per input.
-4. Runs the perturbation evaluation (omni_mer.robustness) on samples/manifest.jsonl (gold labels).
+4. Runs the perturbation evaluation (omni_mer.robustness) on samples/meta/manifest.jsonl (gold labels).
 5. Writes docs/robustness.md (and the raw numbers to docs/robustness.json).
 
     .venv/bin/python scripts/robustness.py [--quick] [--backend lite] [--perturb all] [--out docs/robustness.md]
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="skip the 10-minute video")
     ap.add_argument("--backend", default="lite")
     ap.add_argument("--perturb", default="default", help="perturbations for the samples: default, all or a comma list")
-    ap.add_argument("--manifest", type=Path, default=ROOT / "samples" / "manifest.jsonl")
+    ap.add_argument("--manifest", type=Path, default=ROOT / "samples" / "meta" / "manifest.jsonl")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "robustness.md")
     ap.add_argument("--skip-bad-inputs", action="store_true")
     ap.add_argument("--skip-perturb", action="store_true")
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                "kill.", ""]
     if perturb:
         md += ["## Noise robustness (MER-NOISE style) on the samples", "",
-               f"`omni-mer evaluate --manifest samples/manifest.jsonl --perturb{'' if args.perturb == 'default' else ' ' + args.perturb} "
+               f"`omni-mer evaluate --manifest samples/meta/manifest.jsonl --perturb{'' if args.perturb == 'default' else ' ' + args.perturb} "
                f"--perturb-backend {args.backend}`."
                " Accuracy is against the gold labels; a *label flip* is a prediction that differs from the clean "
                "one. Only six project-made clips (espeak speech, scikit-image face photos), so every percentage is a step of "
@@ -186,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
                    "reproducible.", ""]
         md += ["Perturbations: " + "; ".join(f"`{k}` {p.description}" for k, p in PERTURBATIONS.items()) + ".", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(md), encoding="utf-8")
-    args.out.with_suffix(".json").write_text(json.dumps(raw, indent=2, ensure_ascii=False, default=str),
+    # Committed docs must not carry this machine's temp or checkout paths.
+    scrub = lambda text: text.replace(str(ROOT) + "/", "").replace(tempfile.gettempdir() + "/", "<tmpdir>/")  # noqa: E731
+    args.out.write_text(scrub("\n".join(md)), encoding="utf-8")
+    args.out.with_suffix(".json").write_text(scrub(json.dumps(raw, indent=2, ensure_ascii=False, default=str)),
                                              encoding="utf-8")
     print(f"wrote {args.out}")
     return 0 if all(r["pass"] for r in results) else 1

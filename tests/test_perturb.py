@@ -136,7 +136,7 @@ def test_drop_text_removes_the_transcript_from_evidence_only():
     assert "text" not in out.present
 
 
-@pytest.mark.skipif(not (ROOT / "samples" / "manifest.jsonl").is_file(), reason="samples not generated")
+@pytest.mark.skipif(not (ROOT / "samples" / "meta" / "manifest.jsonl").is_file(), reason="samples not generated")
 def test_evaluate_cli_perturb_section(tmp_path):
     """`omni-mer evaluate --manifest M --perturb drop_video` writes the robustness section; bad names are refused."""
     pytest.importorskip("omni_mer.evidence.face")
@@ -145,10 +145,10 @@ def test_evaluate_cli_perturb_section(tmp_path):
 
     from omni_mer.evaluate import main
 
-    line = next(l for l in (ROOT / "samples" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    line = next(l for l in (ROOT / "samples" / "meta" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
                 if '"zh_good_news"' in l)
     rec = json.loads(line)
-    rec["path"] = str(ROOT / "samples" / rec["path"])
+    rec["path"] = str((ROOT / "samples" / "meta" / rec["path"]).resolve())
     (tmp_path / "m.jsonl").write_text(json.dumps(rec, ensure_ascii=False) + "\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="valid:"):
         main(["--manifest", str(tmp_path / "m.jsonl"), "--perturb", "nope", "--out", str(tmp_path / "e")])

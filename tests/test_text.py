@@ -143,9 +143,9 @@ def test_manifest_transcripts_match_labels(analyzer):
     import json
     from pathlib import Path
 
-    manifest = Path(__file__).resolve().parents[1] / "samples" / "manifest.jsonl"
+    manifest = Path(__file__).resolve().parents[1] / "samples" / "meta" / "manifest.jsonl"
     if not manifest.is_file():
-        pytest.skip("samples/manifest.jsonl not shipped")
+        pytest.skip("samples/meta/manifest.jsonl not shipped")
     rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = [r for r in rows if r.get("text")]
     assert rows

@@ -115,7 +115,7 @@ def test_every_recipe_parses(recipe):
 
 # ------------------------------------------------------------------------------------------ data
 def test_manifest_records_and_splits():
-    recs = load_records(ROOT / "samples/manifest.jsonl")
+    recs = load_records(ROOT / "samples/meta/manifest.jsonl")
     by_id = {r.id: r for r in recs}
     assert by_id["en_happy_review"].label5 == "SPOS"  # mosei 2.4
     assert by_id["zh_disappointed"].label5 == "SNEG"  # sims -0.8
@@ -315,7 +315,7 @@ def _launch(stage, tiny_dir, out):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(ROOT / "recipes/accelerate/cpu.yaml"), str(ROOT / "train_grpo.py"), "--config",
            str(ROOT / f"recipes/tiny-cpu/{stage}.yaml"), "--output_dir", str(out), "--model_name_or_path",
-           str(tiny_dir), "--manifest", str(ROOT / "samples/manifest.jsonl")]
+           str(tiny_dir), "--manifest", str(ROOT / "samples/meta/manifest.jsonl")]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -342,12 +342,12 @@ def test_crosslingual_command_fills_table(tiny_dir, tmp_path):
     for lang in ("en", "zh"):
         cfg = parse_config(["--config", str(ROOT / "recipes/tiny-cpu/sft.yaml"), "--output_dir",
                             str(tmp_path / lang), "--model_name_or_path", str(tiny_dir), "--manifest",
-                            str(ROOT / "samples/manifest.jsonl"), "--train_langs", lang, "--max_steps", "1",
+                            str(ROOT / "samples/meta/manifest.jsonl"), "--train_langs", lang, "--max_steps", "1",
                             "--evidence", "transcript", "--save_steps", "0", "--report_to", "none"])
         train(cfg)
         adapters[lang] = tmp_path / lang
     out = tmp_path / "xl"
-    assert xl_main(["--model", str(tiny_dir), "--manifest", str(ROOT / "samples/manifest.jsonl"), "--split",
+    assert xl_main(["--model", str(tiny_dir), "--manifest", str(ROOT / "samples/meta/manifest.jsonl"), "--split",
                     "train", "--evidence", "transcript", "--max-frames", "4", "--out", str(out),
                     "--runs", f"en={adapters['en']}", f"zh={adapters['zh']}"]) == 0
     table = json.loads((out / "crosslingual.json").read_text())

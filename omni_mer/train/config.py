@@ -35,7 +35,7 @@ class TrainConfig:
     run_name: str | None = field(default=None, metadata={"help": "name in logs/card (default: output_dir name)"})
     init_adapter: str | None = field(default=None, metadata={"help": "LoRA adapter to start from (e.g. the SFT run)"})
     # data
-    manifest: str = field(default="samples/manifest.jsonl", metadata={"help": "manifest JSONL (paths relative to it)"})
+    manifest: str = field(default="samples/meta/manifest.jsonl", metadata={"help": "manifest JSONL (paths relative to it)"})
     train_split: str = field(default="train", metadata={"help": "manifest split to train on"})
     eval_split: str | None = field(default=None, metadata={"help": "manifest split evaluated after training"})
     train_langs: list[str] = field(default_factory=lambda: list(LANGS), metadata={"help": "languages trained on"})

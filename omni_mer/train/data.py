@@ -51,7 +51,7 @@ def load_records(manifest: str | Path) -> list[ManifestRecord]:
     """Manifest records with ``path`` resolved against the manifest's folder.
 
     Same format as omni_mer.data.manifest.read_manifest, but tolerant of rows that give only a score (+
-    ``score_scale``) instead of ``label5`` (the shipped samples/manifest.jsonl). A bad row raises naming the line.
+    ``score_scale``) instead of ``label5`` (the shipped samples/meta/manifest.jsonl). A bad row raises naming the line.
     """
     manifest = Path(manifest)
     root = manifest.resolve().parent
