@@ -9,6 +9,7 @@ import resource
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from omni_mer.labels import LABELS
@@ -16,6 +17,7 @@ from omni_mer.predict import PredictConfig, run
 from tests.bad_inputs import CASES, NASTY_NAMES, _video, build_suite
 
 pytestmark = pytest.mark.timeout(400)
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 DEFAULT_CASES = [c for c in CASES if not c.slow]
 
@@ -107,11 +109,19 @@ def test_nasty_names_keep_their_ids(suite):
 
 def test_per_file_time_limit_kills_a_stuck_file(tmp_path):
     """A file that takes longer than timeout_s gets a 'timeout' row; the next file still runs (fresh worker)."""
+    from omni_mer.media import decode
+    from omni_mer.synthetic import moving_face_frames, write_video
+
     d = tmp_path / "in"
-    build_suite(d, tmp_path / "o", names=["long_60s"])
+    d.mkdir()
+    # 60 s of real speech: ASR must decode all of it (many seconds on any CPU), so a 2 s limit always trips,
+    # however fast the machine. (Synthetic noise would be dropped by the VAD and finish quickly.)
+    speech = decode(SAMPLES / "en_bad_service.mp4").audio
+    audio = np.tile(speech, int(np.ceil(60 * 16000 / len(speech))))[: 60 * 16000]
+    write_video(d / "long_60s.mp4", moving_face_frames(60, size=(32, 32)), 1.0, audio=audio)
     _video(d / "zz_small.mp4", seconds=1.0)
     cfg = PredictConfig(input=d, output=tmp_path / "res", supplements=None, backend="lite", workers=1,
-                        timeout_s=1.0)
+                        timeout_s=2.0)
     t0 = time.monotonic()
     run(cfg)
     took = time.monotonic() - t0
