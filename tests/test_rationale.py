@@ -114,3 +114,14 @@ def test_quotes_inside_cue_text_and_long_transcript():
     snippet = [c for c in cited if c.startswith("this is")][0]
     assert len(snippet) < len(ev.transcript) and snippet in ev.transcript and "…" in r
     assert check_rationale(r, ev, "WPOS")["cited_cues_exist"]
+
+
+def test_mattered_most_is_the_largest_absolute_contribution():
+    from omni_mer.evidence.types import Evidence, ModalityEvidence
+    from omni_mer.explain.rationale import render_rationale
+
+    ev = Evidence("en", "", [], ModalityEvidence("text", True, 0.1, 0.5), ModalityEvidence("audio", True, -0.5, 0.5),
+                  ModalityEvidence("visual", True, -0.2, 0.5))
+    # All three push away from the label: the audio moved it most, not the "least negative" text.
+    r = render_rationale(ev, {"text": -0.008, "audio": -0.017, "visual": -0.009}, "NEUT", "en")
+    assert "Which mattered most: the voice" in r or "Which mattered most: the audio" in r, r

@@ -139,7 +139,8 @@ def _mattered(evidence: Evidence, shapley: dict | None, label: str, lang: str) -
                 if lang == "en" else "哪个模态最重要：没有任何模态提供证据，答案采用先验。")
     names = LABEL_NAMES[lang][label]
     if shapley is not None:
-        ranked = sorted(present, key=lambda m: -float(shapley.get(m, 0.0)))
+        # "Mattered most" = moved the label's probability the most, in either direction (signs are listed).
+        ranked = sorted(present, key=lambda m: -abs(float(shapley.get(m, 0.0))))
         if lang == "en":
             vals = ", ".join(f"{m} {float(shapley.get(m, 0.0)):+.3f}" for m in ranked)
             return (f"Which mattered most: the {_MOD_NAME[lang][ranked[0]]} (Shapley contribution to the "
