@@ -512,12 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipeline = _load_pipeline(args)
     except OmniMerError as exc:
-        print(f"omni-mer demo: {exc}", file=sys.stderr)
+        log.error("omni-mer demo: %s", exc)
         return 2
     app = DemoApp(pipeline, max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration_s,
                   blur_faces=not args.no_blur)
     demo = build_demo(pipeline, samples_dir=args.samples, app=app)
-    print(f"omni-mer demo: serving on http://{args.host}:{args.port} (backend {pipeline.scorer.name})", flush=True)
+    log.info("omni-mer demo: serving on http://%s:%s (backend %s)", args.host, args.port, pipeline.scorer.name)
     _launch(demo, args)
     return 0
 
