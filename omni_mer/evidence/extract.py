@@ -116,20 +116,45 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def cached_evidence(cache_dir: Path | None, path: Path, compute: Callable[[], Evidence]) -> Evidence:
-    """Evidence for the file at ``path`` from ``cache_dir`` (keyed by content hash), computing it once."""
-    if cache_dir is None:
-        return compute()
-    key = f"{file_digest(Path(path))}-v{EVIDENCE_VERSION}"
-    cache_file = Path(cache_dir) / f"{key}.json"
-    if cache_file.is_file():
-        try:
-            return Evidence.from_dict(json.loads(cache_file.read_text(encoding="utf-8")))
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("evidence cache %s unreadable (%s); recomputing", cache_file, exc)
-    ev = compute()
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(ev.to_dict(), ensure_ascii=False), encoding="utf-8")
-    tmp.replace(cache_file)
-    return ev
+class EvidenceCache:
+    """Per-clip evidence on disk, keyed by the file's content and EVIDENCE_VERSION, computed once.
+
+    Used wherever evidence of the same file is needed again: calibration, training epochs, cross-lingual evaluation.
+    Files are ``<cache_dir>/<clip id>-<sha1[:16]>-v<EVIDENCE_VERSION>.json``, written atomically.
+    """
+
+    def __init__(self, cache_dir: str | Path, extract_fn: Callable[[Clip], Evidence] | None = None) -> None:
+        self.dir = Path(cache_dir)
+        self.extract_fn = extract_fn
+        self.hits = 0
+        self.misses = 0
+
+    def path_for(self, clip_id: str, media_path: str | Path) -> Path:
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in clip_id)
+        return self.dir / f"{safe}-{file_digest(Path(media_path))[:16]}-v{EVIDENCE_VERSION}.json"
+
+    def get(self, clip: Clip, clip_id: str, media_path: str | Path) -> Evidence:
+        """Evidence of an already decoded clip (extract_fn runs on a miss)."""
+        if self.extract_fn is None:
+            raise ValueError("EvidenceCache.get needs an extract_fn; use get_lazy(clip_id, path, compute)")
+        return self.get_lazy(clip_id, media_path, lambda: self.extract_fn(clip))
+
+    def get_lazy(self, clip_id: str, media_path: str | Path, compute: Callable[[], Evidence]) -> Evidence:
+        """Evidence from disk, or ``compute()`` (which may decode the file) on a miss."""
+        path = self.path_for(clip_id, media_path)
+        if path.is_file():
+            try:
+                ev = Evidence.from_dict(json.loads(path.read_text(encoding="utf-8")))
+                self.hits += 1
+                return ev
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("evidence cache %s unreadable (%s); recomputing", path, exc)
+        ev = compute()
+        if not isinstance(ev, Evidence):
+            raise TypeError(f"evidence extractor returned {type(ev).__name__}, expected Evidence")
+        self.misses += 1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ev.to_dict(), ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
+        return ev

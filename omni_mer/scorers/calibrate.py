@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from omni_mer.config import MODALITIES
+from omni_mer.config import MODALITIES, PROJECT_ROOT
 from omni_mer.evidence.types import Evidence
 from omni_mer.labels import LABEL_INDEX, LABELS
 from omni_mer.scorers.lite import DEFAULT_CALIBRATION_PATH, Calibration, FusionParams, ordinal_probs
@@ -98,25 +98,26 @@ def calibrate(evidences: list[Evidence], labels: list[str], languages: list[str]
 
 def main(argv: list[str] | None = None) -> int:
     from omni_mer.data.manifest import read_manifest
-    from omni_mer.evidence.extract import EvidenceExtractor, cached_evidence
+    from omni_mer.evidence.extract import EvidenceCache, EvidenceExtractor
     from omni_mer.media import decode
 
     ap = argparse.ArgumentParser(prog="omni-mer calibrate", description=__doc__)
     ap.add_argument("--manifest", type=Path, required=True, help="labelled manifest JSONL (omni-mer prepare)")
     ap.add_argument("--out", type=Path, default=DEFAULT_CALIBRATION_PATH.parent, help="folder for calibration.json")
     ap.add_argument("--split", default="train", help="manifest split to fit on ('all' for every record)")
-    ap.add_argument("--cache", type=Path, default=Path(".cache") / "evidence", help="per-clip evidence cache")
+    ap.add_argument("--cache", type=Path, default=PROJECT_ROOT / ".cache" / "evidence", help="per-clip evidence cache")
     args = ap.parse_args(argv)
 
     records = [r for r in read_manifest(args.manifest) if args.split == "all" or r.split == args.split]
     if not records:
         ap.error(f"no records with split={args.split!r} in {args.manifest}")
     extractor = EvidenceExtractor()
+    cache = EvidenceCache(args.cache)
     evidences, labels, langs = [], [], []
     for rec in records:
-        try:
-            ev = cached_evidence(args.cache, rec.path, lambda p=rec.path, r=rec: extractor.extract(
-                decode(p, clip_id=r.id, language=r.lang)))
+        try:  # decoding happens only on a cache miss
+            ev = cache.get_lazy(rec.id, rec.path, lambda r=rec: extractor.extract(
+                decode(r.path, clip_id=r.id, language=r.lang)))
         except Exception as exc:  # one bad clip must not stop the fit; it is reported
             log.warning("calibrate: skipping %s (%s: %s)", rec.path, type(exc).__name__, exc)
             continue

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from omni_mer.clip import Clip
 from omni_mer.config import MediaConfig
 from omni_mer.data.manifest import ManifestRecord, normalise_split
-from omni_mer.evidence.extract import file_digest
+from omni_mer.evidence.extract import EvidenceCache  # noqa: F401  (re-exported: training callers use it)
 from omni_mer.evidence.types import Evidence, ModalityEvidence
 from omni_mer.explain.rationale import render_rationale
 from omni_mer.labels import LABEL_INDEX, from_mosei, from_sims
@@ -83,39 +83,6 @@ def select_records(records: Sequence[ManifestRecord], split: str | None, langs: 
 
 
 # ----------------------------------------------------------------------------- evidence
-class EvidenceCache:
-    """Per-clip evidence on disk: ``<cache_dir>/<clip id>-<file sha1[:16]>.json``; computed once by extract_fn."""
-
-    def __init__(self, cache_dir: str | Path, extract_fn: ExtractFn) -> None:
-        self.dir = Path(cache_dir)
-        self.extract_fn = extract_fn
-        self.hits = 0
-        self.misses = 0
-
-    def path_for(self, clip_id: str, media_path: str | Path) -> Path:
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in clip_id)
-        return self.dir / f"{safe}-{file_digest(Path(media_path))[:16]}.json"
-
-    def get(self, clip: Clip, clip_id: str, media_path: str | Path) -> Evidence:
-        path = self.path_for(clip_id, media_path)
-        if path.is_file():
-            try:
-                ev = Evidence.from_dict(json.loads(path.read_text(encoding="utf-8")))
-                self.hits += 1
-                return ev
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("evidence cache %s unreadable (%s); recomputing", path, exc)
-        ev = self.extract_fn(clip)
-        if not isinstance(ev, Evidence):
-            raise TypeError(f"extract_fn returned {type(ev).__name__}, expected Evidence")
-        self.misses += 1
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(ev.to_dict(), ensure_ascii=False), encoding="utf-8")
-        tmp.replace(path)
-        return ev
-
-
 def transcript_evidence(record: ManifestRecord) -> ExtractFn:
     """An extract_fn that trusts the manifest transcript and runs no model (modalities present when the clip has
     them, no cues): for quick runs; the rewards then cannot check cue citations beyond the transcript."""
