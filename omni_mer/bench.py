@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from omni_mer.cli import emit
 from omni_mer.config import MEDIA_EXTENSIONS, MediaConfig
 
 log = logging.getLogger(__name__)
@@ -103,5 +104,5 @@ def main(argv: list[str] | None = None) -> int:
     md = to_markdown(res)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(md, encoding="utf-8")
-    print(md)
+    emit(md)
     return 0

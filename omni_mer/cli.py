@@ -18,6 +18,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def emit(text: str) -> None:
+    """A subcommand's report for the user on stdout (logs go to stderr); the one place the package prints."""
+    print(text, flush=True)
+
+
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),

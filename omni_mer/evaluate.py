@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from omni_mer.cli import emit
 from omni_mer.data.manifest import ManifestRecord, read_manifest
 from omni_mer.labels import label_from_text
 from omni_mer.metrics import cross_lingual_table, evaluate_labels, markdown_summary, save_confusion
@@ -283,6 +284,6 @@ def main(argv: list[str] | None = None) -> int:
                                           encoding="utf-8")
     summary = "# omni-mer evaluation\n\n" + "\n".join(ctx.markdown)
     (out_dir / "summary.md").write_text(summary, encoding="utf-8")
-    print(summary)
-    print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'summary.md'}")
+    emit(summary)
+    emit(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'summary.md'}")
     return 0

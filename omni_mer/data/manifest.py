@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from omni_mer.cli import emit
 from omni_mer.labels import LABEL_INDEX
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.problems:
         args.problems.parent.mkdir(parents=True, exist_ok=True)
         args.problems.write_text("".join(f"{p}\n" for p in problems), encoding="utf-8")
-    print(summarise(records, problems))
-    print(f"wrote {args.out}")
+    emit(summarise(records, problems))
+    emit(f"wrote {args.out}")
     return 0 if records else 1

@@ -224,5 +224,5 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = build_tiny_model(args.out, seed=args.seed)
-    print(f"tiny model written to {out}; use it with --backend omni --model {out}")
+    emit(f"tiny model written to {out}; use it with --backend omni --model {out}")
     return 0

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from omni_mer.cli import emit
 from omni_mer.config import MODALITIES, MediaConfig
 from omni_mer.evidence.types import Evidence
 from omni_mer.labels import LABELS
@@ -119,8 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "crosslingual.json").write_text(json.dumps(table, indent=2))
     (out / "crosslingual.md").write_text(md + "\n", encoding="utf-8")
-    print(md)
-    print(f"written to {out}/crosslingual.{{md,json}}; per-run predictions in {out}/<run>/label_prediction.csv")
+    emit(md)
+    emit(f"written to {out}/crosslingual.{{md,json}}; per-run predictions in {out}/<run>/label_prediction.csv")
     return 0
 
 

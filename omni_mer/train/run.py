@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from omni_mer.cli import emit
 from omni_mer.train.config import TrainConfig
 from omni_mer.train.data import ExtractFn, TrainData, load_records, select_records
 
@@ -80,6 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = parse_config(argv)
     metrics = train(cfg)
-    print(f"{cfg.stage} done: adapter in {cfg.output_dir}; final metrics: "
+    emit(f"{cfg.stage} done: adapter in {cfg.output_dir}; final metrics: "
           + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return 0
