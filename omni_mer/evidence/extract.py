@@ -14,7 +14,7 @@ from omni_mer.evidence.types import Evidence, ModalityEvidence
 
 log = logging.getLogger(__name__)
 
-EVIDENCE_VERSION = "1"  # bump when extractor output changes, so caches rebuild
+EVIDENCE_VERSION = "2"  # bump when extractor output changes, so caches rebuild
 
 
 class EvidenceExtractor:
