@@ -203,10 +203,14 @@ def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
 
 
 def _to_rgb(frame, max_side: int) -> np.ndarray:
-    """Resize (swscale, from the decoder's own pixel format) and convert one frame; honour rotation metadata."""
+    """Resize (swscale, from the decoder's own pixel format) and convert one frame; honour rotation metadata.
+
+    Area averaging: the right filter for shrinking (no aliasing on fine texture) and, measured on 1080p frames
+    shrunk to 448 px, 1.7 ms per frame against 2.9 ms for swscale's default.
+    """
     rotation = int(getattr(frame, "rotation", 0) or 0) % 360
     w, h = _target_size(frame.width, frame.height, max_side)
-    img = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+    img = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
     if rotation:
         # The display matrix angle is counter-clockwise; np.rot90 with k>0 rotates counter-clockwise.
         img = np.ascontiguousarray(np.rot90(img, k=rotation // 90))
@@ -262,6 +266,24 @@ def _plan_targets(duration: float, media: MediaConfig) -> tuple[np.ndarray, floa
     return offset + step * np.arange(n), step
 
 
+FAST_DECODE_CODECS = ("h264", "hevc")
+
+
+def _fast_decode(stream) -> None:
+    """Skip decoding non-reference frames (most B-frames) of H.264/HEVC; set before the first packet opens the decoder.
+
+    Nothing else is predicted from a non-reference frame, so every decoded frame is bit-exact, and the sampler only
+    needs a frame near each target (targets are >= 1/fps = 0.5 s apart; skipped frames leave gaps of a few frames).
+    Measured on a 10 s 1080p High-profile clip (x264 medium, B-frames) on 2 cores: 1.0 s to decode every frame,
+    0.67-0.77 s without the non-reference ones. Baseline-profile streams have none and decode as before; other codecs
+    are untouched. (Skipping the deblocking filter would halve the time again, but the error it leaves in reference
+    frames drifts through the GOP: 0.2 to 1.3 grey levels over a 10 s GOP at 448 px, more with longer GOPs.)
+    """
+    cc = stream.codec_context
+    if cc.name in FAST_DECODE_CODECS:
+        cc.skip_frame = "NONREF"
+
+
 def _decode_video(path: Path, media: MediaConfig, deadline: _Deadline, warnings: list[str]):
     """Returns (frames, frame_times, fps, video_extent_seconds). Streams frames; keeps only the chosen ones."""
     import av
@@ -272,6 +294,8 @@ def _decode_video(path: Path, media: MediaConfig, deadline: _Deadline, warnings:
         if stream is None:
             return None
         stream.thread_type = "AUTO"
+        if media.fast_video_decode:
+            _fast_decode(stream)
         origin = _origin(container, stream)
         duration = _stream_duration(stream) or _container_duration(container)
         rate = stream.average_rate or stream.guessed_rate
@@ -464,6 +488,7 @@ def decode(
     media: MediaConfig = MediaConfig(),
     clip_id: str | None = None,
     language: str | None = None,
+    include_video: bool = True,
 ) -> Clip:
     """Decode ``path`` into a Clip.
 
@@ -473,15 +498,18 @@ def decode(
     most ``media.max_audio_seconds``. A file without audio, with a silent track, or with audio only is a valid
     Clip. Raises MissingFileError, EmptyFileError, NotMediaError (text, directory), NoStreamError,
     CorruptMediaError (nothing usable) or DecodeTimeoutError; partial decodes keep what decoded and add a
-    message to ``clip.warnings``.
+    message to ``clip.warnings``. ``include_video=False`` skips the frames (the audio-only work, e.g. for the
+    benchmark's ASR-only floor); a file without audio then raises NoStreamError.
     """
     path = Path(path)
     info = probe(path)  # typed errors for missing/empty/not-media/no-stream come from here
     deadline = _Deadline(path, media.decode_timeout_s)
     warnings: list[str] = []
 
+    if not include_video and not info.has_audio:
+        raise NoStreamError(path, "no audio stream (and video was not requested)")
     video = None
-    if info.has_video:
+    if info.has_video and include_video:
         try:
             video = _decode_video(path, media, deadline, warnings)
         except (DecodeTimeoutError, CorruptMediaError, NotMediaError):
@@ -504,7 +532,7 @@ def decode(
     if not has_video and not has_audio:
         detail = "; ".join(warnings) or "no frame or audio sample decoded"
         raise CorruptMediaError(path, detail)
-    if info.has_video and not has_video:
+    if info.has_video and include_video and not has_video:
         warnings.append("video stream present but no frame decoded")
     if info.has_audio and not has_audio:
         warnings.append("audio stream present but no sample decoded")

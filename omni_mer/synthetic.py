@@ -28,8 +28,10 @@ Public API (stable; other modules and tests call these):
 from __future__ import annotations
 
 import io
+import itertools
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -185,7 +187,7 @@ def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> Non
 
 def write_video(
     path: str | Path,
-    frames: np.ndarray,
+    frames: np.ndarray | Iterable[np.ndarray],
     fps: float,
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
@@ -193,12 +195,15 @@ def write_video(
     acodec: str | None = None,
     frame_times: np.ndarray | None = None,
     faststart: bool = False,
+    x264_preset: str = "ultrafast",
 ) -> Path:
-    """Write RGB ``frames`` (T,H,W,3 uint8) and optional mono/stereo float audio; container from the extension.
+    """Write RGB ``frames`` (T,H,W,3 uint8, or an iterator of H,W,3 frames) and optional mono/stereo float audio;
+    container from the extension.
 
     ``frame_times`` (seconds, strictly increasing, one per frame) makes a variable-frame-rate file.
     ``faststart`` puts the MP4/MOV index first (as streaming sites do), so a truncated copy stays readable.
-    GIF files carry no audio (``audio`` is ignored).
+    GIF files carry no audio (``audio`` is ignored). ``x264_preset`` (libx264 only): "ultrafast" gives a
+    Baseline-like stream; "medium" gives High profile with B-frames and deblocking, as real footage has.
     """
     import av
 
@@ -211,19 +216,27 @@ def write_video(
     acodec = acodec or default_a
     if vcodec == "mjpeg":
         pix_fmt = "yuvj420p"  # the MJPEG encoder only takes full-range YUV
-    frames = np.asarray(frames, dtype=np.uint8)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
-        raise ValueError(f"frames must be (T>=1, H, W, 3) uint8, got shape {frames.shape}")
+    if isinstance(frames, (np.ndarray, list, tuple)):
+        frames = np.asarray(frames, dtype=np.uint8)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+            raise ValueError(f"frames must be (T>=1, H, W, 3) uint8, got shape {frames.shape}")
+        first, rest, n_frames = frames[0], iter(frames[1:]), len(frames)
+    else:  # an iterator of (H, W, 3) frames: long or large clips without holding them all in memory
+        rest = iter(frames)
+        first = next(rest, None)
+        if first is None or np.ndim(first) != 3 or np.shape(first)[-1] != 3:
+            raise ValueError(f"frames must yield (H, W, 3) uint8 images, got {None if first is None else np.shape(first)}")
+        n_frames = None
+    height, width = np.shape(first)[:2]
     if pix_fmt in ("yuv420p", "yuvj420p"):
         # 4:2:0 chroma subsampling needs even sizes.
-        h2, w2 = frames.shape[1] - frames.shape[1] % 2, frames.shape[2] - frames.shape[2] % 2
-        frames = frames[:, :h2, :w2]
+        height, width = height - height % 2, width - width % 2
     path.parent.mkdir(parents=True, exist_ok=True)
 
     vfr = frame_times is not None
     if vfr:
         frame_times = np.asarray(frame_times, dtype=np.float64)
-        if len(frame_times) != len(frames) or np.any(np.diff(frame_times) <= 0):
+        if (n_frames is not None and len(frame_times) != n_frames) or np.any(np.diff(frame_times) <= 0):
             raise ValueError("frame_times must be strictly increasing, one per frame")
     # Millisecond time base for VFR (and GIF, whose delays are centiseconds); 1/fps otherwise.
     rate = Fraction(fps).limit_denominator(1000)
@@ -233,18 +246,21 @@ def write_video(
     container = av.open(str(path), mode="w", options=options)
     try:
         vstream = container.add_stream(vcodec, rate=rate)
-        vstream.width = frames.shape[2]
-        vstream.height = frames.shape[1]
+        vstream.width = width
+        vstream.height = height
         vstream.pix_fmt = pix_fmt
         vstream.time_base = time_base
         vstream.codec_context.time_base = time_base
         if vcodec in ("libx264",):
-            vstream.options = {"preset": "ultrafast", "crf": "23"}
+            vstream.options = {"preset": x264_preset, "crf": "23"}
         astream = None
         if audio is not None and acodec is not None and ext != ".gif":
             a = _as_audio_array(audio)
             astream = _add_audio_stream(container, acodec, sample_rate, a.shape[0])
-        for i, img in enumerate(frames):
+        for i, img in enumerate(itertools.chain([first], rest)):
+            if vfr and i >= len(frame_times):
+                raise ValueError("frame_times must be strictly increasing, one per frame")
+            img = np.asarray(img, dtype=np.uint8)[:height, :width]
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
             if vfr:
                 frame.pts = int(round(frame_times[i] * 1000))

@@ -371,3 +371,88 @@ def test_phone_rotation_metadata(media_dir):
     plain = decode(src)
     assert plain.frames.shape[1:3] == (48, 64) and upright.frames.shape[1:3] == (64, 48)
     np.testing.assert_array_equal(upright.frames, np.rot90(plain.frames, k=-1, axes=(1, 2)))
+
+
+def test_decode_audio_only_skips_frames():
+    sample = Path(__file__).resolve().parents[1] / "samples" / "en_happy_review.mp4"
+    if not sample.is_file():
+        pytest.skip("sample not shipped")
+    full = decode(sample)
+    audio_only = decode(sample, include_video=False)
+    assert not audio_only.has_video and len(audio_only.frames) == 0
+    np.testing.assert_array_equal(audio_only.audio, full.audio)
+    assert audio_only.duration == pytest.approx(full.duration)
+    assert not audio_only.warnings
+
+
+def test_decode_audio_only_without_audio_raises(tmp_path):
+    path = syn.write_video(tmp_path / "mute.mp4", syn.color_frames(10), fps=10)
+    with pytest.raises(NoStreamError, match="mute.mp4"):
+        decode(path, include_video=False)
+
+
+def _moving_frames(n: int, w: int, h: int) -> np.ndarray:
+    """A panning gradient with a moving square: real motion, so P- and B-frames carry work."""
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None]
+    out = np.empty((n, h, w, 3), np.uint8)
+    for i in range(n):
+        base = (x + y + 6 * i) % 256
+        img = np.stack([base, 255 - base, np.full_like(base, 40 + 3 * i % 200)], axis=-1)
+        s = h // 4
+        x0 = (i * w // (2 * n)) % (w - s)
+        img[h // 3:h // 3 + s, x0:x0 + s] = (250, 250, 250)
+        out[i] = img.astype(np.uint8)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bframe_video(tmp_path_factory):
+    """1 s, 960x540, 25 fps, x264 'medium' (High profile, B-frames, deblocking): like real footage, small."""
+    path = tmp_path_factory.mktemp("bframes") / "high.mp4"
+    return syn.write_video(path, _moving_frames(25, 960, 540), fps=25, x264_preset="medium")
+
+
+def test_fast_video_decode_skips_work_not_content(bframe_video):
+    import av
+
+    with av.open(str(bframe_video)) as c:
+        assert c.streams.video[0].codec_context.profile == "High"
+    fast = decode(bframe_video, MediaConfig(fps=4.0))
+    slow = decode(bframe_video, MediaConfig(fps=4.0, fast_video_decode=False))
+    np.testing.assert_allclose(fast.frame_times, slow.frame_times)  # the same sampling plan
+    assert fast.frames.shape == slow.frames.shape == (4, 252, 448, 3)
+    # Every source frame, fully decoded: each fast frame must be exactly one of them, a few frames from its target.
+    every = decode(bframe_video, MediaConfig(fps=25.0, max_frames=25, fast_video_decode=False)).frames.astype(float)
+    assert len(every) == 25
+    for t, img in zip(fast.frame_times, fast.frames.astype(float)):
+        dists = np.abs(every - img).mean(axis=(1, 2, 3))
+        best = int(np.argmin(dists))
+        assert abs(best - t * 25) <= 2.5, (t, best)
+        assert dists[best] == 0.0  # decoded frames are bit-exact: only which frames are decoded changes
+
+
+def test_fast_video_decode_decodes_fewer_frames(bframe_video):
+    import av
+
+    from omni_mer import media
+
+    def count(fast: bool) -> int:
+        with av.open(str(bframe_video)) as c:
+            stream = c.streams.video[0]
+            if fast:
+                media._fast_decode(stream)
+            return sum(1 for _ in c.decode(stream))
+
+    full, fast = count(False), count(True)
+    assert full == 25 and 0 < fast < full  # the non-reference B-frames were skipped
+
+
+def test_write_video_from_an_iterator(tmp_path):
+    frames = syn.color_frames(12, size=(48, 64))
+    from_array = decode(syn.write_video(tmp_path / "a.mp4", frames, fps=10), MediaConfig(fps=10.0))
+    from_iter = decode(syn.write_video(tmp_path / "b.mp4", (f for f in frames), fps=10), MediaConfig(fps=10.0))
+    assert from_iter.duration == pytest.approx(from_array.duration)
+    np.testing.assert_array_equal(from_iter.frames, from_array.frames)
+    with pytest.raises(ValueError, match="frames must yield"):
+        syn.write_video(tmp_path / "c.mp4", iter([]), fps=10)
