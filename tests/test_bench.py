@@ -51,7 +51,7 @@ def test_bench_cli_writes_report(result, tmp_path, monkeypatch, capsys):
     assert md.splitlines()[0] in capsys.readouterr().out
     for stage in ("asr", "audio", "decode", "fusion", "text", "visual"):
         assert f"| {stage} |" in md
-    assert "encoder_pad_s=5.0" in md and "model=whisper-base" in md
+    assert "encoder_pad_s=5.0" in md and "model=whisper-base" in md and "Command: `omni-mer bench --input" in md
     assert "| en_happy_review.mp4 | 4.8 |" in md and "<= 1.6 x" in md and "clip of <= 10 s (2 clips)" in md
 
 
@@ -72,6 +72,44 @@ def test_linear_fit_and_scaling_clips(tmp_path):
     paths = bench.make_scaling_clips([SAMPLE], tmp_path, durations=(2.0, 12.0))
     durations = [decode(p).duration for p in paths]
     assert durations == pytest.approx([2.0, 12.0], abs=0.15)
+    assert decode(paths[0]).frames.shape[1:3] == decode(SAMPLE).frames.shape[1:3]  # the input size is kept
     assert not decode(paths[1]).audio_is_silent
     with pytest.raises(ValueError, match="video frames and speech"):
         bench.make_scaling_clips([SAMPLE.parent / "en_schedule_audio.wav"], tmp_path / "x")
+
+
+def test_scaling_clips_frame_size(tmp_path):
+    if not SAMPLE.is_file():
+        pytest.skip("sample not shipped")
+    import av
+
+    (path,) = bench.make_scaling_clips([SAMPLE], tmp_path, durations=(3.0,), fps=25.0, frame_size=(1280, 720))
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (1280, 720)
+        assert float(stream.average_rate) == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("bad", [["--durations", "5,x"], ["--durations", "0"], ["--frame-size", "1920"],
+                                 ["--frame-size", "8x8"], ["--video-fps", "0"]])
+def test_bench_cli_rejects_bad_scaling_options(bad, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--scaling", *bad])
+    assert bad[0] in capsys.readouterr().err
+
+
+def test_bench_cli_scaling_names_the_made_clips(result, tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_make(paths, out_dir, durations, fps, frame_size):
+        seen.update(durations=list(durations), fps=fps, frame_size=frame_size)
+        return [SAMPLE]
+
+    monkeypatch.setattr(bench, "_make_scaling_clips_in_child", fake_make)
+    monkeypatch.setattr(bench, "bench", lambda *a, **k: result)
+    out = tmp_path / "scaling.md"
+    assert bench.main(["--input", str(SAMPLE.parent), "--scaling", "--durations", "5,10", "--frame-size", "1280x720",
+                       "--video-fps", "25", "--out", str(out)]) == 0
+    assert seen == {"durations": [5.0, 10.0], "fps": 25.0, "frame_size": (1280, 720)}
+    assert out.read_text(encoding="utf-8").splitlines()[0] == (
+        "# Benchmark (lite backend, clips made from the inputs: 1280x720 H.264 at 25 fps)")
