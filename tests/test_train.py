@@ -18,7 +18,7 @@ pytest.importorskip("peft")
 pytest.importorskip("trl")
 
 from omni_mer.clip import Clip  # noqa: E402
-from omni_mer.config import MODALITIES  # noqa: E402
+from omni_mer.config import MODALITIES, MediaConfig  # noqa: E402
 from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence  # noqa: E402
 from omni_mer.labels import parse_answer  # noqa: E402
 from omni_mer.omni.inputs import build_inputs  # noqa: E402
@@ -356,3 +356,21 @@ def test_crosslingual_command_fills_table(tiny_dir, tmp_path):
         for te in ("en", "zh"):
             assert 0.0 <= table["acc"][tr][te] <= 1.0
     assert (out / "en" / "label_prediction.csv").read_text().startswith("ID,Label")
+
+
+def test_evidence_cache_is_keyed_by_media_settings(tmp_path):
+    media_file = tmp_path / "a.mp4"
+    media_file.write_bytes(b"fake video bytes")
+    calls = []
+
+    def extract(clip):
+        calls.append(clip.id)
+        return make_evidence("en")
+
+    clip = make_clip(clip_id="a")
+    EvidenceCache(tmp_path / "cache", extract, MediaConfig(fps=2.0)).get(clip, "a", media_file)
+    EvidenceCache(tmp_path / "cache", extract, MediaConfig(fps=2.0, decode_timeout_s=5.0)).get(clip, "a", media_file)
+    assert calls == ["a"]  # the time budget does not change what the extractors see
+    EvidenceCache(tmp_path / "cache", extract, MediaConfig(fps=4.0)).get(clip, "a", media_file)
+    EvidenceCache(tmp_path / "cache", extract, MediaConfig(fast_video_decode=False)).get(clip, "a", media_file)
+    assert calls == ["a", "a", "a"]  # other frames -> other evidence

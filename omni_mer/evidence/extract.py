@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Callable
 
 from omni_mer.clip import Clip
+from omni_mer.config import MediaConfig
 from omni_mer.evidence.types import Evidence, ModalityEvidence
 
 log = logging.getLogger(__name__)
 
-EVIDENCE_VERSION = "2"  # bump when extractor output changes, so caches rebuild
+EVIDENCE_VERSION = "3"  # bump when extractor output changes, so caches rebuild
 
 
 class EvidenceExtractor:
@@ -108,6 +109,12 @@ class EvidenceExtractor:
         )
 
 
+def media_key(media: MediaConfig) -> str:
+    """Short hash of the MediaConfig fields that change what the extractors see (not the decode time budget)."""
+    fields = {k: v for k, v in media.to_dict().items() if k != "decode_timeout_s"}
+    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha1()
     with open(path, "rb") as f:
@@ -117,21 +124,26 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> str:
 
 
 class EvidenceCache:
-    """Per-clip evidence on disk, keyed by the file's content and EVIDENCE_VERSION, computed once.
+    """Per-clip evidence on disk, keyed by the file's content, EVIDENCE_VERSION and the decoding settings.
 
     Used wherever evidence of the same file is needed again: calibration, training epochs, cross-lingual evaluation.
-    Files are ``<cache_dir>/<clip id>-<sha1[:16]>-v<EVIDENCE_VERSION>.json``, written atomically.
+    Files are ``<cache_dir>/<clip id>-<sha1[:16]>-v<EVIDENCE_VERSION>-m<media key>.json``, written atomically;
+    ``media`` (how frames and audio are sampled) is part of the key, so a recipe with another fps or frame size
+    never reads evidence computed from other frames.
     """
 
-    def __init__(self, cache_dir: str | Path, extract_fn: Callable[[Clip], Evidence] | None = None) -> None:
+    def __init__(self, cache_dir: str | Path, extract_fn: Callable[[Clip], Evidence] | None = None,
+                 media: MediaConfig = MediaConfig()) -> None:
         self.dir = Path(cache_dir)
         self.extract_fn = extract_fn
+        self.media_key = media_key(media)
         self.hits = 0
         self.misses = 0
 
     def path_for(self, clip_id: str, media_path: str | Path) -> Path:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in clip_id)
-        return self.dir / f"{safe}-{file_digest(Path(media_path))[:16]}-v{EVIDENCE_VERSION}.json"
+        digest = file_digest(Path(media_path))[:16]
+        return self.dir / f"{safe}-{digest}-v{EVIDENCE_VERSION}-m{self.media_key}.json"
 
     def get(self, clip: Clip, clip_id: str, media_path: str | Path) -> Evidence:
         """Evidence of an already decoded clip (extract_fn runs on a miss)."""

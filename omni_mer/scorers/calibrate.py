@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from omni_mer.config import MODALITIES, PROJECT_ROOT
+from omni_mer.config import MODALITIES, PROJECT_ROOT, MediaConfig
 from omni_mer.evidence.types import Evidence
 from omni_mer.labels import LABEL_INDEX, LABELS
 from omni_mer.scorers.lite import DEFAULT_CALIBRATION_PATH, Calibration, FusionParams, ordinal_probs
@@ -112,12 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         ap.error(f"no records with split={args.split!r} in {args.manifest}")
     extractor = EvidenceExtractor()
-    cache = EvidenceCache(args.cache)
+    media = MediaConfig()  # the batch job's default: fit on the evidence test_script.py will compute
+    cache = EvidenceCache(args.cache, media=media)
     evidences, labels, langs = [], [], []
     for rec in records:
         try:  # decoding happens only on a cache miss
             ev = cache.get_lazy(rec.id, rec.path, lambda r=rec: extractor.extract(
-                decode(r.path, clip_id=r.id, language=r.lang)))
+                decode(r.path, media, clip_id=r.id, language=r.lang)))
         except Exception as exc:  # one bad clip must not stop the fit; it is reported
             log.warning("calibrate: skipping %s (%s: %s)", rec.path, type(exc).__name__, exc)
             continue

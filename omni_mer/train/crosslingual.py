@@ -37,7 +37,7 @@ def predict_records(scorer, records, media: MediaConfig, extract_fn: Callable | 
         clip = decode(rec.path, media, clip_id=rec.id, language=(rec.lang or "en")[:2])
         fn = extract_fn or transcript_evidence(rec)
         sub = "evidence" if extract_fn is not None else "evidence-transcript"
-        ev: Evidence = EvidenceCache(cache_dir / sub, fn).get(clip, rec.id, rec.path)
+        ev: Evidence = EvidenceCache(cache_dir / sub, fn, media).get(clip, rec.id, rec.path)
         probs = scorer.score(clip, ev, frozenset(MODALITIES))
         preds.append(LABELS[int(np.argmax(probs))])
     return preds

@@ -163,7 +163,7 @@ class TrainData:
         clip = self._clip(rec)
         fn = self.extract_fn or transcript_evidence(rec)
         subdir = "evidence" if self.extract_fn is not None else "evidence-transcript"
-        evidence = EvidenceCache(self.cache_dir / subdir, fn).get(clip, rec.id, rec.path)
+        evidence = EvidenceCache(self.cache_dir / subdir, fn, self.media).get(clip, rec.id, rec.path)
         return make_example(rec.id, clip, evidence, rec.label5, (rec.lang or evidence.language or "en")[:2],
                             self.keep, self.media)
 
