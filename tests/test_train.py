@@ -125,7 +125,8 @@ def test_manifest_records_and_splits():
     assert select_records(recs, "test", ["en"]) == []
 
 
-def test_evidence_cache_runs_extractor_once_per_file(tmp_path):
+def _counting_extractor(tmp_path):
+    """A fake media file, a list of extractor calls, the extractor and a clip for EvidenceCache tests."""
     media_file = tmp_path / "a.mp4"
     media_file.write_bytes(b"fake video bytes")
     calls = []
@@ -134,7 +135,11 @@ def test_evidence_cache_runs_extractor_once_per_file(tmp_path):
         calls.append(clip.id)
         return make_evidence("en")
 
-    clip = make_clip(clip_id="a")
+    return media_file, calls, extract, make_clip(clip_id="a")
+
+
+def test_evidence_cache_runs_extractor_once_per_file(tmp_path):
+    media_file, calls, extract, clip = _counting_extractor(tmp_path)
     ev1 = EvidenceCache(tmp_path / "cache", extract).get(clip, "a", media_file)
     ev2 = EvidenceCache(tmp_path / "cache", extract).get(clip, "a", media_file)  # "second epoch": from disk
     assert calls == ["a"] and ev2.to_dict() == ev1.to_dict()
@@ -359,15 +364,7 @@ def test_crosslingual_command_fills_table(tiny_dir, tmp_path):
 
 
 def test_evidence_cache_is_keyed_by_media_settings(tmp_path):
-    media_file = tmp_path / "a.mp4"
-    media_file.write_bytes(b"fake video bytes")
-    calls = []
-
-    def extract(clip):
-        calls.append(clip.id)
-        return make_evidence("en")
-
-    clip = make_clip(clip_id="a")
+    media_file, calls, extract, clip = _counting_extractor(tmp_path)
     EvidenceCache(tmp_path / "cache", extract, MediaConfig(fps=2.0)).get(clip, "a", media_file)
     EvidenceCache(tmp_path / "cache", extract, MediaConfig(fps=2.0, decode_timeout_s=5.0)).get(clip, "a", media_file)
     assert calls == ["a"]  # the time budget does not change what the extractors see
