@@ -396,6 +396,7 @@ class _CT2Whisper:
             if trimmed.shape[-1] < arr.shape[-1]:
                 features = ctranslate2.StorageView.from_array(np.ascontiguousarray(trimmed))
         return self._inner.encode(features, *args, **kwargs)
+
     def detect_language(self, *args, **kwargs):
         results = self._inner.detect_language(*args, **kwargs)
         out = []
