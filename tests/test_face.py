@@ -194,6 +194,22 @@ def test_blur_changes_inside_only_and_hides_the_face(astronaut):
     assert np.array_equal(blur_faces(astronaut, []), astronaut)
 
 
+def test_blur_on_the_cell_grid_matches_a_full_size_blur(astronaut):
+    import cv2
+
+    big = cv2.resize(astronaut, (1024, 1024))
+    (x, y, w, h), = detect_faces(big)
+    px, py = round(0.2 * w), round(0.2 * h)
+    box = (slice(y - py, y + h + py), slice(x - px, x + w + px))
+    roi = big[box]
+    pix = cv2.resize(cv2.resize(roi, (6, 6), interpolation=cv2.INTER_AREA), roi.shape[1::-1],
+                     interpolation=cv2.INTER_NEAREST)
+    sigma = 0.15 * max(roi.shape[:2])
+    reference = cv2.GaussianBlur(pix, (0, 0), sigmaX=sigma, sigmaY=sigma)  # the direct, slow way
+    diff = np.abs(blur_faces(big, [(x, y, w, h)])[box].astype(int) - reference)
+    assert diff.mean() < 1.5 and diff.max() <= 12
+
+
 @pytest.mark.skipif(not (ROOT / "samples" / "en_happy_review.mp4").is_file(), reason="samples not present")
 def test_sample_video(analyzer):
     from omni_mer import media

@@ -147,12 +147,15 @@ def blur_faces(frame_rgb: np.ndarray, boxes, pad: float = 0.2) -> np.ndarray:
     """A copy of the frame with every (x, y, w, h) box, padded by ``pad`` x its size, pixelated and blurred.
 
     Pixelation to ~6 cells across the face followed by a strong Gaussian blur: identity is not recoverable, the
-    rest of the frame is untouched.
+    rest of the frame is untouched. The blur runs on the cell grid at 8 pixels per cell and is then scaled up
+    (the region holds nothing finer than its 6 x 6 cells): the same picture as blurring at full size, whose
+    kernel (sigma = 15 % of the box) cost 0.1 s per frame.
     """
     import cv2
 
     out = np.array(frame_rgb, copy=True)
     h, w = out.shape[:2]
+    cells, per_cell = 6, 8
     for box in boxes or []:
         x, y, bw, bh = [int(round(float(v))) for v in list(box)[:4]]
         px, py = int(round(pad * bw)), int(round(pad * bh))
@@ -162,11 +165,13 @@ def blur_faces(frame_rgb: np.ndarray, boxes, pad: float = 0.2) -> np.ndarray:
             continue
         roi = out[y0:y1, x0:x1]
         rh, rw = roi.shape[:2]
-        cells = 6
-        tiny = cv2.resize(roi, (max(1, min(cells, rw)), max(1, min(cells, rh))), interpolation=cv2.INTER_AREA)
-        pix = cv2.resize(tiny, (rw, rh), interpolation=cv2.INTER_NEAREST)
+        cw, ch = max(1, min(cells, rw)), max(1, min(cells, rh))
+        tiny = cv2.resize(roi, (cw, ch), interpolation=cv2.INTER_AREA)
+        ww, wh = min(rw, cw * per_cell), min(rh, ch * per_cell)
+        pix = cv2.resize(tiny, (ww, wh), interpolation=cv2.INTER_NEAREST)
         sigma = max(1.0, 0.15 * max(rw, rh))
-        out[y0:y1, x0:x1] = cv2.GaussianBlur(pix, (0, 0), sigmaX=sigma, sigmaY=sigma).reshape(roi.shape)
+        small = cv2.GaussianBlur(pix, (0, 0), sigmaX=max(0.5, sigma * ww / rw), sigmaY=max(0.5, sigma * wh / rh))
+        out[y0:y1, x0:x1] = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_LINEAR).reshape(roi.shape)
     return out
 
 
