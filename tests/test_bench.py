@@ -25,7 +25,7 @@ def test_bench_numbers_are_consistent(result):
     for r in result["rows"]:
         # The stages are parts of the whole; the floor (decode + ASR) is a real, positive measurement.
         assert sum(v for k, v in r.items() if k in result["stage_means_s"]) <= r["total"] + 1e-6
-        assert r["asr_floor"] > 0 and r["asr"] > 0
+        assert r["asr_floor"] > 0 and r["asr"] > 0 and r["supplements"] > 0
     assert result["peak_rss_mb"] > 100
     assert result["ratio_to_asr_floor"] == pytest.approx(
         sum(r["total"] for r in result["rows"]) / sum(r["asr_floor"] for r in result["rows"]))
@@ -52,6 +52,7 @@ def test_bench_cli_writes_report(result, tmp_path, monkeypatch, capsys):
     for stage in ("asr", "audio", "decode", "fusion", "text", "visual"):
         assert f"| {stage} |" in md
     assert "encoder_pad_s=5.0" in md and "model=whisper-base" in md and "Command: `omni-mer bench --input" in md
+    assert "with supplements (test_script.py's default)" in md
     assert "| en_happy_review.mp4 | 4.8 |" in md and "<= 1.6 x" in md and "clip of <= 10 s (2 clips)" in md
 
 
