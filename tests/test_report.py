@@ -142,3 +142,12 @@ def test_index_html_renders_in_chromium(tmp_path):
     img = mpimg.imread(shot)
     assert img.shape[:2] == (900, 1200)
     assert img[..., :3].std() > 0.05  # something was drawn
+
+
+def test_thumbnail_strip_joins_frames_at_a_common_height():
+    a = np.zeros((100, 160, 3), np.uint8)
+    b = np.full((200, 200, 3), 0.5, np.float32)  # float in [0, 1], taller: scaled to 100 px high
+    strip, centres = plots.thumbnail_strip([a, b], gap=0.04)
+    assert strip.dtype == np.uint8 and strip.shape == (100, 160 + 4 + 100, 3)
+    assert centres == [80.0, 164 + 50.0]
+    assert (strip[:, 160:164] == 255).all() and abs(int(strip[50, 214, 0]) - 128) <= 1

@@ -73,6 +73,30 @@ def _pick(items: list, k: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, len(items) - 1, k)})
 
 
+def thumbnail_strip(images: list[np.ndarray], gap: float = 0.04) -> tuple[np.ndarray, list[float]]:
+    """The RGB images side by side at their smallest height, separated by white gaps of ``gap`` x that height;
+    returns the strip (uint8) and the x centre of each image in it."""
+    from PIL import Image
+
+    tiles = []
+    for img in images:
+        img = img if img.dtype == np.uint8 else (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+        tiles.append(np.stack([img] * 3, axis=-1) if img.ndim == 2 else img[..., :3])
+    h = min(t.shape[0] for t in tiles)
+    tiles = [t if t.shape[0] == h else
+             np.asarray(Image.fromarray(t).resize((max(1, round(t.shape[1] * h / t.shape[0])), h))) for t in tiles]
+    space = np.full((h, max(2, round(gap * h)), 3), 255, dtype=np.uint8)
+    parts, centres, x = [], [], 0
+    for k, t in enumerate(tiles):
+        if k:
+            parts.append(space)
+            x += space.shape[1]
+        parts.append(t)
+        centres.append(x + t.shape[1] / 2.0)
+        x += t.shape[1]
+    return np.concatenate(parts, axis=1), centres
+
+
 def render_explanation_png(explanation: dict, clip: Clip | None, out_path: Path,
                            thumbnails: list[np.ndarray] | None = None) -> Path:
     """Draw explanation.png for one clip and return its path.
@@ -170,17 +194,15 @@ def render_explanation_png(explanation: dict, clip: Clip | None, out_path: Path,
         ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, family=families,
                 transform=ax.transAxes)
 
-        # Thumbnails.
+        # Thumbnails: one image strip in one axes (an axes per thumbnail cost 0.1-0.2 s of the 0.5 s drawing).
         if thumb_idx:
-            sub = gs[1, :].subgridspec(1, len(thumb_idx), wspace=0.05)
-            for j, i in enumerate(thumb_idx):
-                tax = fig.add_subplot(sub[0, j])
-                img = np.asarray(thumbs[i])
-                tax.imshow(img if img.dtype == np.uint8 else np.clip(img, 0, 1))
-                tax.set_xticks([])
-                tax.set_yticks([])
+            tax = fig.add_subplot(gs[1, :])
+            strip, centres = thumbnail_strip([np.asarray(thumbs[i]) for i in thumb_idx])
+            tax.imshow(strip)
+            tax.axis("off")
+            for c, i in zip(centres, thumb_idx):
                 if thumb_times and i < len(thumb_times):
-                    tax.set_title(f"{float(thumb_times[i]):.1f} s", fontsize=8)
+                    tax.text(c, -3, f"{float(thumb_times[i]):.1f} s", ha="center", va="bottom", fontsize=8)
 
         # Cue timeline.
         ax = fig.add_subplot(gs[-1, :])
