@@ -31,6 +31,15 @@ class Clip:
     language: str | None = None  # hint ("en" / "zh") when known, e.g. from a manifest
     warnings: list[str] = field(default_factory=list)
 
+    @classmethod
+    def from_audio(cls, audio: np.ndarray, clip_id: str = "audio", language: str | None = None,
+                   has_audio: bool = True, sample_rate: int = SAMPLE_RATE) -> "Clip":
+        """An audio-only Clip from mono float samples already at ``sample_rate`` (speech made in memory)."""
+        audio = np.asarray(audio, dtype=np.float32)
+        return cls(path=Path(f"{clip_id}.wav"), id=clip_id, frames=np.zeros((0, 0, 0, 3), np.uint8),
+                   frame_times=np.zeros(0), fps=0.0, audio=audio, duration=len(audio) / sample_rate,
+                   has_video=False, has_audio=has_audio, sample_rate=sample_rate, language=language)
+
     @property
     def audio_seconds(self) -> float:
         return float(len(self.audio)) / self.sample_rate

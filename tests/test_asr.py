@@ -23,10 +23,7 @@ ESPEAK = shutil.which("espeak-ng")
 
 
 def _clip(audio: np.ndarray, name: str = "clip", language: str | None = None, has_audio: bool = True) -> Clip:
-    audio = np.asarray(audio, dtype=np.float32)
-    return Clip(path=Path(name), id=name, frames=np.zeros((0, 8, 8, 3), np.uint8), frame_times=np.zeros(0),
-                fps=0.0, audio=audio, duration=len(audio) / SAMPLE_RATE, has_video=False, has_audio=has_audio,
-                language=language)
+    return Clip.from_audio(audio, name, language=language, has_audio=has_audio)
 
 
 def _sample_clip(name: str, language: str | None = None) -> Clip:

@@ -28,9 +28,7 @@ def voice(f0: np.ndarray, amp: np.ndarray, syll_hz: float = 4.0) -> np.ndarray:
 
 
 def make_clip(audio: np.ndarray, has_audio: bool = True) -> Clip:
-    return Clip(path=Path("synthetic.wav"), id="synthetic", frames=np.zeros((0, 1, 1, 3), np.uint8),
-                frame_times=np.zeros(0), fps=0.0, audio=np.asarray(audio, np.float32),
-                duration=len(audio) / SR, has_video=False, has_audio=has_audio)
+    return Clip.from_audio(audio, "synthetic", has_audio=has_audio, sample_rate=SR)
 
 
 T = np.arange(4 * SR) / SR
