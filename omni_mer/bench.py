@@ -149,7 +149,7 @@ def _make_scaling_clips_in_child(paths, out_dir, durations, fps, frame_size) -> 
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(make_scaling_clips, paths, out_dir, tuple(durations), fps, None, frame_size).result()
+        return pool.submit(make_scaling_clips, paths, out_dir, tuple(durations), fps, frame_size=frame_size).result()
 
 
 def to_markdown(res: dict, title: str = "") -> str:

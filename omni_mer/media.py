@@ -508,8 +508,9 @@ def decode(
 
     if not include_video and not info.has_audio:
         raise NoStreamError(path, "no audio stream (and video was not requested)")
+    want_video = info.has_video and include_video
     video = None
-    if info.has_video and include_video:
+    if want_video:
         try:
             video = _decode_video(path, media, deadline, warnings)
         except (DecodeTimeoutError, CorruptMediaError, NotMediaError):
@@ -532,7 +533,7 @@ def decode(
     if not has_video and not has_audio:
         detail = "; ".join(warnings) or "no frame or audio sample decoded"
         raise CorruptMediaError(path, detail)
-    if info.has_video and include_video and not has_video:
+    if want_video and not has_video:
         warnings.append("video stream present but no frame decoded")
     if info.has_audio and not has_audio:
         warnings.append("audio stream present but no sample decoded")
