@@ -11,6 +11,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("omni_mer.predict", "label a folder of videos (same flags as test_script.py)"),
     "evaluate": ("omni_mer.evaluate", "metrics, faithfulness and noise robustness"),
     "calibrate": ("omni_mer.scorers.calibrate", "fit the lite scorer's fusion on labelled clips"),
+    "train-text": ("omni_mer.texthead.train", "train the text sentiment head on labelled transcripts"),
+    "eval-text": ("omni_mer.texthead.evaluate", "text head metrics per dataset, cross-lingual, with ASR noise"),
     "bench": ("omni_mer.bench", "per-stage speed and memory"),
     "train": ("omni_mer.train.run", "LoRA SFT / GRPO (same flags as train_grpo.py; use accelerate launch to scale)"),
     "tiny-model": ("omni_mer.omni.tiny", "write a tiny random Qwen2.5-Omni thinker + offline processor"),

@@ -121,6 +121,8 @@ def match_predictions(preds: dict[str, str], records: list[ManifestRecord]) -> t
     by_id = {r.id: r for r in records}
     alias: dict[str, list[ManifestRecord]] = {}
     for r in records:
+        if r.text_only:
+            continue
         p = Path(r.path)
         for key in {p.name, p.stem}:
             alias.setdefault(key, []).append(r)

@@ -22,6 +22,7 @@ LABEL_NAMES: dict[str, dict[str, str]] = {
 
 MOSEI_RANGE = (-3.0, 3.0)
 SIMS_RANGE = (-1.0, 1.0)
+MER2023_RANGE = (-5.0, 5.0)
 _SIMS_GRID_TOL = 1e-4
 
 
@@ -78,6 +79,15 @@ def from_sims(score: float) -> str:
     if s < 0.7:
         return "WPOS"
     return "SPOS"
+
+
+def from_mer2023(valence: float) -> str:
+    """Map a MER2023 valence in [-5, 5] to one of LABELS: scaled by 3/5 onto the CMU-MOSEI scale, then MOSEI's bins.
+
+    In valence units: [-5,-3.33] SNEG, (-3.33,-0.83] WNEG, (-0.83,0.83) NEUT, [0.83,3.33) WPOS, [3.33,5] SPOS.
+    """
+    v = _check_score(valence, MER2023_RANGE, "MER2023")
+    return from_mosei(max(MOSEI_RANGE[0], min(MOSEI_RANGE[1], v * 3.0 / 5.0)))
 
 
 def _normalise(name: str) -> str:

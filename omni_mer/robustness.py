@@ -168,7 +168,7 @@ def perturb_report(manifest_path: str | Path, out_dir: str | Path | None, backen
     from omni_mer.pipeline import Pipeline
 
     manifest_path = Path(manifest_path)
-    records = read_manifest(manifest_path)
+    records = [r for r in read_manifest(manifest_path) if not r.text_only]
     if split:
         records = [r for r in records if r.split == split]
     if not records:

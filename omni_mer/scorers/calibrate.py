@@ -12,7 +12,8 @@ from scipy.optimize import minimize
 from omni_mer.config import MODALITIES, PROJECT_ROOT, MediaConfig
 from omni_mer.evidence.types import Evidence
 from omni_mer.labels import LABEL_INDEX, LABELS
-from omni_mer.scorers.lite import DEFAULT_CALIBRATION_PATH, Calibration, FusionParams, ordinal_probs
+from omni_mer.ordinal import ordinal_probs
+from omni_mer.scorers.lite import DEFAULT_CALIBRATION_PATH, Calibration, FusionParams
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     records = [r for r in read_manifest(args.manifest) if args.split == "all" or r.split == args.split]
+    text_only = sum(r.text_only for r in records)
+    if text_only:
+        log.info("calibrate: %d text-only records (no video) skipped; the text head learns from those", text_only)
+        records = [r for r in records if not r.text_only]
     if not records:
         ap.error(f"no records with split={args.split!r} in {args.manifest}")
     extractor = EvidenceExtractor()

@@ -35,6 +35,7 @@ from omni_mer.clip import Clip
 from omni_mer.config import MODALITIES, PROJECT_ROOT
 from omni_mer.evidence.types import Evidence
 from omni_mer.labels import LABELS
+from omni_mer.ordinal import CLASS_VALENCE, ordinal_probs
 from omni_mer.scorers.base import Scorer, check_keep
 
 log = logging.getLogger(__name__)
@@ -67,14 +68,6 @@ class FusionParams:
 
     def distribution(self, s: float) -> np.ndarray:
         return ordinal_probs(np.asarray([s]), np.asarray(self.thresholds), self.temperature)[0]
-
-
-def ordinal_probs(s: np.ndarray, thresholds: np.ndarray, temperature: float) -> np.ndarray:
-    """Cumulative-logit probabilities, shape (len(s), 5); rows sum to 1."""
-    cum = 1.0 / (1.0 + np.exp(-(thresholds[None, :] - s[:, None]) / temperature))
-    cum = np.concatenate([np.zeros((len(s), 1)), cum, np.ones((len(s), 1))], axis=1)
-    p = np.clip(np.diff(cum, axis=1), 1e-9, None)
-    return p / p.sum(axis=1, keepdims=True)
 
 
 @dataclass
@@ -122,23 +115,55 @@ class Calibration:
         return cal
 
 
+# Text-head mode: how strongly a fully confident audio / visual valence tilts the head's distribution along the
+# class valences (logit units: the SPOS-vs-SNEG logit difference moves by 2 * TILT_SCALE * w * c * v), next to
+# the trained text head and without it (silent clips, coalitions without text). Priors, not fits: no labelled
+# multimodal clips exist here. Next to the head they stay small, because on real clips prosody valence does not
+# track polarity (Spearman 0.03) and the face model reads speaking mouths as happy (docs/text_head.md); alone, a
+# fully confident face is decisive for the polarity.
+TILT_SCALE = 2.0
+HEAD_MODE_WEIGHTS = {"with_text": {"audio": 0.1, "visual": 0.3}, "without_text": {"audio": 0.35, "visual": 1.0}}
+
+
 class LiteScorer(Scorer):
-    """Fuses the evidence extractors' per-modality valence; no model weights of its own."""
+    """Fuses the evidence extractors' per-modality verdicts; no model weights of its own.
+
+    With a trained text head (``text_head``, loaded by ``from_path`` from checkpoints/text_head) the fusion is a
+    tilt of the head's calibrated distribution: ``p ∝ softmax((z + bias)/T + TILT_SCALE * u * class_valence)`` with
+    ``z`` the head's logits for the transcript (its logits for an empty transcript when text is not kept or absent)
+    and ``u = sum_m w_m c_m v_m`` over the kept, present audio/visual modalities (``w``: HEAD_MODE_WEIGHTS'
+    with/without-text set). The text-only coalition IS the head's distribution. Without a head, the valence fusion
+    in the module docstring.
+    """
 
     name = "lite"
 
-    def __init__(self, calibration: Calibration | None = None) -> None:
+    def __init__(self, calibration: Calibration | None = None, text_head=None,
+                 head_weights: dict[str, float] | None = None) -> None:
         self.calibration = calibration or Calibration()
+        self.text_head = text_head
+        self.head_weights = {k: dict(v) for k, v in (HEAD_MODE_WEIGHTS if head_weights is None else head_weights).items()}
+        if set(self.head_weights) != {"with_text", "without_text"} or any(
+                set(v) != {"audio", "visual"} for v in self.head_weights.values()):
+            raise ValueError(f"head_weights {head_weights!r} must be {{'with_text'|'without_text': "
+                             f"{{'audio': w, 'visual': w}}}}")
 
     @classmethod
-    def from_path(cls, path: Path | None) -> "LiteScorer":
-        """Use the calibration at ``path`` (default checkpoints/lite/calibration.json) when it exists."""
+    def from_path(cls, path: Path | None, text_head_dir: Path | None = None) -> "LiteScorer":
+        """Use the calibration at ``path`` (default checkpoints/lite/calibration.json) when it exists, and the
+        text head at ``text_head_dir`` (default checkpoints/text_head) when it exists."""
+        from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
+
+        head_dir = Path(text_head_dir) if text_head_dir else DEFAULT_HEAD_DIR
+        head = TextHead.load(head_dir) if (head_dir / "head.json").is_file() else None
+        if head is not None:
+            log.info("lite scorer: text head from %s", head_dir)
         path = Path(path) if path else DEFAULT_CALIBRATION_PATH
         if path.is_file():
             log.info("lite scorer: calibration from %s", path)
-            return cls(Calibration.load(path))
+            return cls(Calibration.load(path), text_head=head)
         log.info("lite scorer: no calibration at %s, using documented defaults", path)
-        return cls()
+        return cls(text_head=head)
 
     def fused_valence(self, evidence: Evidence, keep: frozenset[str]) -> float:
         params = self.calibration.for_language(evidence.language)
@@ -147,13 +172,38 @@ class LiteScorer(Scorer):
             {m: evidence.modality(m).valence for m in used}, {m: evidence.modality(m).confidence for m in used}
         )
 
+    def head_inputs(self, evidence: Evidence, keep: frozenset[str]) -> tuple[np.ndarray, float]:
+        """Text-head mode: (logits, tilt) of a coalition (see the class docstring)."""
+        head = self.text_head
+        text = evidence.text
+        with_text = "text" in keep and text.present
+        z = head.prior_logits()
+        if with_text:
+            if all(f"head_z_{lab}" in text.features for lab in LABELS):
+                z = np.asarray([text.features[f"head_z_{lab}"] for lab in LABELS], dtype=np.float64)
+            else:  # text evidence from elsewhere (a manifest, a test): its valence tilts the empty-transcript reading
+                z = z + head.calibration_for(evidence.language).temperature * TILT_SCALE * (
+                    text.confidence * text.valence) * CLASS_VALENCE
+        u = 0.0
+        for m, w in self.head_weights["with_text" if with_text else "without_text"].items():
+            me = evidence.modality(m)
+            if m in keep and me.present:
+                u += w * me.confidence * me.valence
+        return z, TILT_SCALE * u
+
     def score(self, clip: Clip, evidence: Evidence, keep: frozenset[str]) -> np.ndarray:
         keep = check_keep(keep)
+        if self.text_head is not None:
+            z, tilt = self.head_inputs(evidence, keep)
+            return self.text_head.probs(z, evidence.language, tilt)[0]
         params = self.calibration.for_language(evidence.language)
         return params.distribution(self.fused_valence(evidence, keep))
 
     def prior(self) -> np.ndarray:
+        if self.text_head is not None:
+            return self.text_head.probs(self.text_head.prior_logits(), "en")[0]
         return self.calibration.default.distribution(0.0)
 
     def version(self) -> str:
-        return f"lite-fusion ({self.calibration.source})"
+        head = f", text head {self.text_head.meta.get('version', 'trained')}" if self.text_head is not None else ""
+        return f"lite-fusion ({self.calibration.source}{head})"

@@ -56,6 +56,7 @@ def load_records(manifest: str | Path) -> list[ManifestRecord]:
     manifest = Path(manifest)
     root = manifest.resolve().parent
     records = []
+    text_only = 0
     with manifest.open("r", encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
@@ -67,9 +68,14 @@ def load_records(manifest: str | Path) -> list[ManifestRecord]:
                 rec = ManifestRecord.from_dict(d)
             except (json.JSONDecodeError, TypeError, KeyError) as exc:
                 raise ValueError(f"{where}: bad manifest line: {exc}") from exc
+            if rec.text_only:
+                text_only += 1  # no video to train the omni model on (the text head reads these records)
+                continue
             p = Path(rec.path)
             rec.path = str(p if p.is_absolute() else root / p)
             records.append(rec)
+    if text_only:
+        log.info("%s: %d text-only records (no video) skipped", manifest, text_only)
     return records
 
 

@@ -1,0 +1,93 @@
+"""The labelled transcripts the text head learns from, read through the dataset adapters (omni_mer/data).
+
+Each table row gives one native example (its own language) and, where a machine translation exists, one
+translated example (the other language, same label, ``translated=True``). Splits are the datasets' own.
+
+Public API:
+    DATASETS                                  names accepted by --datasets
+    TextExample(id, dataset, lang, text, label5, score, valence, split, translated)
+    load_corpus(data, datasets=DATASETS) -> list[TextExample]
+    select(examples, split=None, datasets=None, langs=None, translated=None) -> list[TextExample]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from omni_mer.data.manifest import build_manifest, text_table_roots
+
+log = logging.getLogger(__name__)
+
+# manifest source -> (display name, half-range of its score scale: valence = score / half-range in [-1, 1])
+DATASETS: dict[str, tuple[str, float]] = {
+    "mosei": ("MOSEI", 3.0),
+    "mosi": ("MOSI", 3.0),
+    "sims": ("SIMS", 1.0),
+    "sims2": ("SIMSv2", 1.0),
+    "mer2023": ("MER2023", 5.0),
+}
+
+
+@dataclass(frozen=True)
+class TextExample:
+    id: str
+    dataset: str  # manifest source, a key of DATASETS
+    lang: str  # language of ``text`` ("en" | "zh")
+    text: str
+    label5: str
+    score: float  # on the dataset's own scale
+    valence: float  # score / half-range, in [-1, 1]
+    split: str  # "train" | "valid" | "test"
+    translated: bool = False  # ``text`` is a machine translation of the transcript
+
+
+def _other(lang: str) -> str:
+    return "zh" if lang == "en" else "en"
+
+
+def load_corpus(data: str | Path, datasets: Iterable[str] = tuple(DATASETS)) -> list[TextExample]:
+    """Native and translated examples of the given datasets under ``data`` (../shared/data/text layout)."""
+    data = Path(data)
+    datasets = list(datasets)
+    bad = [d for d in datasets if d not in DATASETS]
+    if bad:
+        raise ValueError(f"unknown dataset(s) {bad}; valid: {', '.join(DATASETS)}")
+    if not data.is_dir():
+        raise FileNotFoundError(f"{data}: not a folder (expected MOSEI/ SIMSv2/ ... tables, e.g. ../shared/data/text)")
+    roots = text_table_roots(data)
+    wanted = {k: v for k, v in roots.items() if k in datasets or k == "translations"}
+    if not any(k in datasets for k in wanted):
+        raise FileNotFoundError(f"{data}: none of {[DATASETS[d][0] for d in datasets]} found")
+    records, problems = build_manifest(check_files=False, **wanted)
+    for p in problems[:20]:
+        log.warning("%s", p)
+    if len(problems) > 20:
+        log.warning("... %d more problems", len(problems) - 20)
+    out: list[TextExample] = []
+    for r in records:
+        if not r.text or r.split is None or r.score is None:
+            continue
+        half = DATASETS[r.source][1]
+        common = dict(id=r.id, dataset=r.source, label5=r.label5, score=float(r.score),
+                      valence=max(-1.0, min(1.0, float(r.score) / half)), split=r.split)
+        out.append(TextExample(lang=r.lang, text=r.text, **common))
+        if r.translation:
+            out.append(TextExample(lang=_other(r.lang), text=r.translation, translated=True, **common))
+    counts = Counter((e.dataset, e.split, e.translated) for e in out)
+    log.info("text corpus: %d examples (%s)", len(out),
+             ", ".join(f"{d}/{s}{'/tr' if t else ''}={n}" for (d, s, t), n in sorted(counts.items())))
+    return out
+
+
+def select(examples: Iterable[TextExample], split: str | None = None, datasets: Iterable[str] | None = None,
+           langs: Iterable[str] | None = None, translated: bool | None = None) -> list[TextExample]:
+    """The examples matching every given filter."""
+    ds = set(datasets) if datasets is not None else None
+    ls = set(langs) if langs is not None else None
+    return [e for e in examples
+            if (split is None or e.split == split) and (ds is None or e.dataset in ds)
+            and (ls is None or e.lang in ls) and (translated is None or e.translated == translated)]

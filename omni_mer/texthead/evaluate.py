@@ -1,0 +1,193 @@
+"""`omni-mer eval-text`: the text head on the datasets' held-out splits, the cross-lingual matrix, ASR noise.
+
+    omni-mer eval-text --data ../shared/data/text --split test --out runs/text_eval
+
+``DIR/metrics.json`` = {"<dataset>": {"acc5", "uar", "mae", "n", ...} for MOSEI, MOSI, SIMS, SIMSv2, MER2023
+(native transcripts), "<dataset>/translated": the same rows machine-translated into the other language,
+"<dataset>/asr_noise": the same rows with ASR-like noise (texthead/noise.py), "crosslingual": {...}}.
+
+Cross-lingual matrix: heads trained with the shipped head's settings on native train rows of en only (MOSEI+MOSI),
+zh only (SIMS+SIMSv2+MER2023) and both, no translations, each tested on en and zh native and translated rows.
+``retention[train][test] = acc5(train -> test) / acc5(test -> test)``. Calibration: "strict" uses only the
+training language's validation rows (true zero-shot); "adapted" refits the test language's five class biases and
+temperature on its validation rows (a few hundred labels, no retraining).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from omni_mer.labels import LABELS
+from omni_mer.metrics import classification_metrics
+from omni_mer.texthead.corpus import DATASETS, TextExample, load_corpus, select
+from omni_mer.texthead.head import DEFAULT_HEAD_DIR, LANGUAGES, TextHead
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+CROSS_TRAIN = {"en": ("mosei", "mosi"), "zh": ("sims", "sims2", "mer2023"), "both": tuple(DATASETS)}
+NOISE_RATE = 0.1
+NOISE_SEED = 1234
+
+
+def _metrics(gold: list[str], pred: list[str]) -> dict:
+    m = classification_metrics(gold, pred)
+    return {k: m[k] for k in ("acc5", "uar", "mae", "macro_f1", "acc2", "n")}
+
+
+class _Embedder:
+    def __init__(self, cache: str | Path, threads: int):
+        from omni_mer.texthead.encoder import E5Encoder, EmbeddingCache
+
+        self.cache = EmbeddingCache(cache, E5Encoder(threads=threads))
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return self.cache.encode(texts, progress=True)
+
+
+def predict_labels(head: TextHead, examples: list[TextExample], embed) -> list[str]:
+    """Argmax labels of the head for each example, in the example's own language's bands."""
+    if not examples:
+        return []
+    z = head.logits(embed([e.text for e in examples]), [e.lang for e in examples])
+    out = []
+    for lang in LANGUAGES:
+        idx = [i for i, e in enumerate(examples) if e.lang == lang]
+        if idx:
+            p = head.probs(z[idx], lang)
+            out += list(zip(idx, p.argmax(1)))
+    return [LABELS[k] for _, k in sorted(out)]
+
+
+def evaluate_head(head: TextHead, examples: list[TextExample], split: str = "test", cache: str | Path | None = None,
+                  threads: int = 2, embed=None, noise: bool = True) -> dict:
+    """Per-dataset metrics of ``head`` on ``split``: native, translated and (``noise``) ASR-noised transcripts."""
+    from omni_mer.texthead.noise import asr_noise
+
+    if embed is None:
+        from omni_mer.texthead.train import DEFAULT_CACHE
+
+        embed = _Embedder(cache or DEFAULT_CACHE, threads)
+    out: dict = {}
+    rng = np.random.default_rng(NOISE_SEED)
+    for key, (name, _) in DATASETS.items():
+        native = select(examples, split=split, datasets=[key], translated=False)
+        if not native:
+            continue
+        out[name] = _metrics([e.label5 for e in native], predict_labels(head, native, embed))
+        trans = select(examples, split=split, datasets=[key], translated=True)
+        if trans:
+            out[f"{name}/translated"] = _metrics([e.label5 for e in trans], predict_labels(head, trans, embed))
+        if noise:
+            noisy = [replace(e, text=asr_noise(e.text, e.lang, rng, NOISE_RATE)) for e in native]
+            out[f"{name}/asr_noise"] = _metrics([e.label5 for e in noisy], predict_labels(head, noisy, embed))
+    return out
+
+
+def _test_sets(examples: list[TextExample], split: str) -> dict[str, list[TextExample]]:
+    return {
+        "en": select(examples, split=split, langs=["en"], translated=False),
+        "zh": select(examples, split=split, langs=["zh"], translated=False),
+        "en/translated": select(examples, split=split, langs=["en"], translated=True),
+        "zh/translated": select(examples, split=split, langs=["zh"], translated=True),
+    }
+
+
+def crosslingual(examples: list[TextExample], base_config, embed, split: str = "test") -> dict:
+    """Train en-only / zh-only / both heads (no translations) and test them on every language (module docstring)."""
+    from omni_mer.texthead.train import fit_all_calibrations, train_head
+
+    tests = _test_sets(examples, split)
+    result: dict = {"metric": "acc5", "train_sets": {k: list(v) for k, v in CROSS_TRAIN.items()}}
+    for mode in ("strict", "adapted"):
+        result[mode] = {"acc5": {}, "uar": {}, "retention": {}}
+    heads = {}
+    for name, datasets in CROSS_TRAIN.items():
+        langs = "en,zh" if name == "both" else name
+        cfg = replace(base_config, train_datasets=",".join(datasets), train_languages=langs, use_translations=False,
+                      noise_fraction=0.0)
+        head, _ = train_head(cfg, examples, embed)
+        heads[name] = head
+        for mode in ("strict", "adapted"):
+            h = head
+            if mode == "adapted" and name != "both":
+                h = replace(head, calibration=fit_all_calibrations(
+                    lambda exs, h0=head: h0.logits(embed([e.text for e in exs]), [e.lang for e in exs]), examples))
+            elif mode == "strict" and name != "both":
+                h = replace(head, calibration={lang: head.calibration[name] for lang in LANGUAGES})
+            accs, uars = {}, {}
+            for test, exs in tests.items():
+                if not exs:
+                    continue
+                m = _metrics([e.label5 for e in exs], predict_labels(h, exs, embed))
+                accs[test], uars[test] = m["acc5"], m["uar"]
+            result[mode]["acc5"][name] = accs
+            result[mode]["uar"][name] = uars
+    for mode in ("strict", "adapted"):
+        acc = result[mode]["acc5"]
+        for tr in CROSS_TRAIN:
+            result[mode]["retention"][tr] = {
+                te: (acc[tr][te] / acc[te.split("/")[0]][te] if acc.get(te.split("/")[0], {}).get(te) else None)
+                for te in acc[tr]
+            }
+    return result
+
+
+def write_metrics(metrics: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class EvalTextConfig:
+    """Flags of `omni-mer eval-text`."""
+
+    data: str = field(default="../shared/data/text", metadata={"help": "folder of the labelled tables"})
+    split: str = field(default="test", metadata={"help": "split to report", "choices": list(SPLITS)})
+    out: str = field(default="runs/text_eval", metadata={"help": "folder for metrics.json"})
+    head: str = field(default=str(DEFAULT_HEAD_DIR), metadata={"help": "trained text head folder"})
+    cache: str = field(default="", metadata={"help": "embedding cache (default: the train-text cache)"})
+    threads: int = field(default=2, metadata={"help": "CPU threads"})
+    crosslingual: bool = field(default=True, metadata={"help": "also train and test the cross-lingual matrix"})
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"--split {self.split!r}: valid values are {', '.join(SPLITS)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """omni-mer eval-text: metrics of the text head per dataset, translated, with ASR noise, and cross-lingually."""
+    from omni_mer.cli import emit
+    from omni_mer.texthead.args import parse_config
+    from omni_mer.texthead.train import DEFAULT_CACHE, TrainTextConfig
+
+    cfg = parse_config(EvalTextConfig, argv, prog="omni-mer eval-text", description=main.__doc__)
+    try:
+        head = TextHead.load(cfg.head)
+    except ValueError as exc:
+        emit(f"omni-mer eval-text: {exc}")
+        return 2
+    examples = load_corpus(cfg.data)
+    embed = _Embedder(cfg.cache or DEFAULT_CACHE, cfg.threads)
+    metrics = evaluate_head(head, examples, split=cfg.split, embed=embed)
+    if cfg.crosslingual:
+        known = set(TrainTextConfig.__dataclass_fields__)
+        base = TrainTextConfig(**{k: v for k, v in head.meta.get("config", {}).items() if k in known},
+                               data=cfg.data, threads=cfg.threads)
+        metrics["crosslingual"] = crosslingual(examples, base, embed, split=cfg.split)
+    path = write_metrics(metrics, Path(cfg.out) / "metrics.json")
+    emit(json.dumps({k: {m: round(v[m], 4) if isinstance(v[m], float) else v[m] for m in ("acc5", "uar", "mae", "n")}
+                     for k, v in metrics.items() if "acc5" in v}, indent=1))
+    if "crosslingual" in metrics:
+        emit(json.dumps(metrics["crosslingual"]["strict"]["retention"], indent=1))
+    emit(f"wrote {path}")
+    return 0

@@ -1,0 +1,160 @@
+"""The text head at inference: embedding -> 5 class logits -> per-language calibration -> 5-class distribution.
+
+The network is a one-hidden-layer MLP shared by both languages, so that a Chinese and an English transcript of the
+same meaning get the same logits. What differs per language is the calibration: a bias per class and a temperature,
+fitted on that language's validation rows (``omni-mer train-text``, texthead/calibrate.py), because MOSEI and
+CH-SIMS v2 annotators use the five classes with different frequencies. The classes are ordered: training smooths
+targets onto the ordinal neighbours and regresses the expected valence, and the fusion tilts the distribution along
+the class valences (``tilt``). Inference is numpy only (no torch import in the default job).
+
+Files (``save``/``load``): ``head.npz`` (weights, float32) and ``head.json`` (encoder id, calibration, provenance).
+
+Public API:
+    LanguageCalibration(bias, temperature)        .apply(logits) -> probs
+    TextHead(w1, b1, w2, b2, calibration, encoder_id, meta)
+        .logits(emb) -> (n, 5)   .probs(logits, lang, tilt=0) -> (n, 5)   .predict(emb, lang) -> (probs, logits)
+        .prior_logits() -> (5,)  .save(dir)   TextHead.load(dir)
+    DEFAULT_HEAD_DIR             checkpoints/text_head (committed)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from omni_mer.config import PROJECT_ROOT
+from omni_mer.labels import LABELS
+from omni_mer.ordinal import CLASS_VALENCE
+
+DEFAULT_HEAD_DIR = PROJECT_ROOT / "checkpoints" / "text_head"
+LANGUAGES = ("en", "zh")
+FORMAT_VERSION = 2
+N_CLASSES = len(LABELS)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class LanguageCalibration:
+    """One language's class biases and temperature on the head's logits, fitted on its validation rows."""
+
+    bias: tuple[float, ...]
+    temperature: float
+
+    def __post_init__(self) -> None:
+        bias = tuple(float(b) for b in self.bias)
+        if len(bias) != N_CLASSES or not np.all(np.isfinite(bias)):
+            raise ValueError(f"calibration bias {self.bias} must be {N_CLASSES} finite numbers")
+        if not self.temperature > 0:
+            raise ValueError(f"calibration temperature {self.temperature} must be > 0")
+        self.bias = bias
+
+    def apply(self, logits: np.ndarray, tilt: np.ndarray | float = 0.0) -> np.ndarray:
+        """Probabilities of ``(logits + bias) / T``, tilted by ``tilt`` x class valence (another modality's pull)."""
+        z = (np.atleast_2d(logits) + np.asarray(self.bias)) / self.temperature
+        z = z + np.asarray(tilt, dtype=np.float64).reshape(-1, 1) * CLASS_VALENCE[None, :]
+        return softmax(z)
+
+
+def head_inputs(emb: np.ndarray, lang: str | list[str] | None, language_feature: bool) -> np.ndarray:
+    """The head's input rows: the embeddings, plus a one-hot of the language (LANGUAGES order) when used."""
+    x = np.atleast_2d(np.asarray(emb, dtype=np.float32))
+    if not language_feature:
+        return x
+    langs = [lang] * len(x) if lang is None or isinstance(lang, str) else list(lang)
+    if len(langs) != len(x) or any(la not in LANGUAGES for la in langs):
+        raise ValueError(f"the text head needs a language in {LANGUAGES} per row (got {lang!r})")
+    onehot = np.asarray([[la == k for k in LANGUAGES] for la in langs], dtype=np.float32)
+    return np.concatenate([x, onehot], axis=1)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    # tanh approximation; the trainer uses the same (torch GELU(approximate="tanh"))
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
+
+
+@dataclass
+class TextHead:
+    w1: np.ndarray  # (dim, hidden)
+    b1: np.ndarray  # (hidden,)
+    w2: np.ndarray  # (hidden, 5)
+    b2: np.ndarray  # (5,)
+    calibration: dict[str, LanguageCalibration]
+    encoder_id: str
+    meta: dict = field(default_factory=dict)
+    empty_logits: np.ndarray = field(default_factory=lambda: np.zeros(N_CLASSES))  # the head on an empty transcript
+    language_feature: bool = False  # the input also carries a one-hot of the transcript's language
+
+    def __post_init__(self) -> None:
+        missing = [lang for lang in LANGUAGES if lang not in self.calibration]
+        if missing:
+            raise ValueError(f"text head has no calibration for {missing}; need all of {LANGUAGES}")
+        if self.w1.ndim != 2 or self.b1.shape != (self.w1.shape[1],) or self.w2.shape != (self.w1.shape[1], N_CLASSES) \
+                or self.b2.shape != (N_CLASSES,):
+            raise ValueError(f"text head weight shapes disagree: w1 {self.w1.shape}, b1 {self.b1.shape}, "
+                             f"w2 {self.w2.shape}, b2 {self.b2.shape}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.w1.shape[0])
+
+    def logits(self, emb: np.ndarray, lang: str | list[str] | None = None) -> np.ndarray:
+        """Uncalibrated class logits of each embedding row, (n, 5); ``lang`` (one or one per row) when the head
+        takes the language as an input."""
+        x = head_inputs(emb, lang, self.language_feature)
+        h = _gelu(x @ self.w1 + self.b1)
+        return (h @ self.w2 + self.b2).astype(np.float64)
+
+    def calibration_for(self, lang: str | None) -> LanguageCalibration:
+        return self.calibration.get(lang or "", self.calibration["en"])
+
+    def probs(self, logits: np.ndarray, lang: str | None, tilt: np.ndarray | float = 0.0) -> np.ndarray:
+        return self.calibration_for(lang).apply(logits, tilt)
+
+    def prior_logits(self) -> np.ndarray:
+        """The logits of "nothing said": the head's own reading of an empty transcript (the coalitions without text)."""
+        return np.asarray(self.empty_logits, dtype=np.float64)
+
+    def predict(self, emb: np.ndarray, lang: str | None) -> tuple[np.ndarray, np.ndarray]:
+        z = self.logits(emb, lang)
+        return self.probs(z, lang), z
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / "head.npz", w1=self.w1.astype(np.float32), b1=self.b1.astype(np.float32),
+                 w2=self.w2.astype(np.float32), b2=self.b2.astype(np.float32),
+                 empty_logits=np.asarray(self.empty_logits, dtype=np.float32))
+        info = {"format": FORMAT_VERSION, "encoder": self.encoder_id, "labels": list(LABELS),
+                "calibration": {k: asdict(v) for k, v in self.calibration.items()},
+                "language_feature": self.language_feature, "meta": self.meta}
+        tmp = folder / "head.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(folder / "head.json")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "TextHead":
+        folder = Path(folder)
+        try:
+            info = json.loads((folder / "head.json").read_text(encoding="utf-8"))
+            if info.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {info.get('format')!r}, this code reads {FORMAT_VERSION}")
+            if tuple(info.get("labels", ())) != LABELS:
+                raise ValueError(f"labels {info.get('labels')} differ from {list(LABELS)}")
+            with np.load(folder / "head.npz") as z:
+                w1, b1, w2, b2, empty = z["w1"], z["b1"], z["w2"], z["b2"], z["empty_logits"]
+            cal = {k: LanguageCalibration(**v) for k, v in info["calibration"].items()}
+            return cls(w1=w1, b1=b1, w2=w2, b2=b2, calibration=cal, encoder_id=info["encoder"],
+                       meta=info.get("meta", {}), empty_logits=empty.astype(np.float64),
+                       language_feature=bool(info.get("language_feature", False)))
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{folder}: not a valid text head ({type(exc).__name__}: {exc})") from exc

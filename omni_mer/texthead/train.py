@@ -1,0 +1,321 @@
+"""`omni-mer train-text`: fit the text head on the train splits, select on valid, report on test.
+
+    omni-mer train-text --data ../shared/data/text --out checkpoints/text_head
+
+Model: multilingual-e5-small embedding (frozen, cached) -> Linear(384, hidden) -> GELU -> Dropout -> Linear(hidden, 5)
+= class logits shared by both languages. Loss per example:
+  - cross-entropy of the gold class with a per-dataset training bias on the logits (each dataset's annotators use
+    the classes with their own frequencies), the target smoothed onto the ordinal neighbours
+    (``neighbour_smoothing``);
+  - + ``aux_weight`` x squared error of the expected class valence against the continuous score scaled to [-1, 1]
+    (the classes are ordered: a SPOS row predicted SNEG costs more than one predicted WPOS);
+  - weighted so each class counts (``class_balance`` power of inverse frequency, per dataset) and both languages
+    weigh the same in total (``language_balance``).
+Machine translations of the train rows are added as examples of the other language (``use_translations``), and a
+copy of some train rows with ASR-like noise (``noise_fraction``) teaches robustness to Whisper's slips. The epoch
+with the best validation objective (Acc-5 + UAR) / 2, averaged over the languages, is kept; the per-language
+calibration (class biases + temperature) is then fitted on the validation rows (texthead/calibrate.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from omni_mer.config import PROJECT_ROOT
+from omni_mer.labels import LABEL_INDEX
+from omni_mer.texthead.corpus import DATASETS, TextExample, load_corpus, select
+from omni_mer.texthead.head import DEFAULT_HEAD_DIR, LANGUAGES, LanguageCalibration, TextHead
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE = PROJECT_ROOT / ".cache" / "text-embeddings" / "embeddings.sqlite"
+# validation pools for the calibration and for selection: the datasets each language's targets are measured on
+CALIBRATION_DATASETS = {"en": ("mosei",), "zh": ("sims2",)}
+
+
+@dataclass
+class TrainTextConfig:
+    """Everything `omni-mer train-text` needs; every field is a flag (``--hidden-size 256``)."""
+
+    data: str = field(default="../shared/data/text", metadata={"help": "folder of the labelled tables"})
+    out: str = field(default=str(DEFAULT_HEAD_DIR), metadata={"help": "where head.npz/head.json/metrics go"})
+    cache: str = field(default=str(DEFAULT_CACHE), metadata={"help": "SQLite embedding cache (text, encoder) -> vector"})
+    train_datasets: str = field(default="mosei,mosi,sims,sims2,mer2023",
+                                metadata={"help": f"comma-separated train sets, of {','.join(DATASETS)}"})
+    train_languages: str = field(default="en,zh", metadata={"help": "keep train examples in these languages "
+                                                                     "(after translation): en, zh or en,zh"})
+    use_translations: bool = field(default=True, metadata={"help": "add the machine translations as examples"})
+    noise_fraction: float = field(default=0.0, metadata={"help": "share of train rows added again with ASR-like noise"})
+    hidden_size: int = field(default=256, metadata={"help": "MLP hidden width"})
+    dropout: float = field(default=0.2, metadata={"help": "dropout on the hidden layer"})
+    epochs: int = field(default=20, metadata={"help": "passes over the train rows"})
+    batch_size: int = field(default=256, metadata={"help": "rows per step"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (cosine decay)"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
+    neighbour_smoothing: float = field(default=0.2, metadata={"help": "target mass moved to the ordinal neighbours"})
+    class_balance: float = field(default=0.5, metadata={"help": "class weight = (1/frequency)^this, per dataset"})
+    language_balance: bool = field(default=True, metadata={"help": "both languages weigh the same in the loss"})
+    aux_weight: float = field(default=0.5, metadata={"help": "weight of the continuous-score regression"})
+    language_feature: bool = field(default=False, metadata={"help": "give the head a one-hot of the language"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    threads: int = field(default=2, metadata={"help": "CPU threads for embedding and torch"})
+
+    def __post_init__(self) -> None:
+        ds = self.train_dataset_list
+        bad = [d for d in ds if d not in DATASETS]
+        if bad or not ds:
+            raise ValueError(f"--train-datasets {self.train_datasets!r}: unknown {bad}; valid: {', '.join(DATASETS)}")
+        langs = self.train_language_list
+        if not langs or any(lang not in LANGUAGES for lang in langs):
+            raise ValueError(f"--train-languages {self.train_languages!r}: valid values are {', '.join(LANGUAGES)}")
+        for name in ("noise_fraction", "dropout", "neighbour_smoothing"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} {v}: must be in [0, 1)")
+        for name in ("hidden_size", "epochs", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
+        if self.class_balance < 0 or self.aux_weight < 0 or self.learning_rate <= 0:
+            raise ValueError("--class-balance and --aux-weight must be >= 0 and --learning-rate > 0")
+
+    @property
+    def train_dataset_list(self) -> list[str]:
+        return [d.strip() for d in self.train_datasets.split(",") if d.strip()]
+
+    @property
+    def train_language_list(self) -> list[str]:
+        return [x.strip() for x in self.train_languages.split(",") if x.strip()]
+
+
+def _labels(examples: list[TextExample]) -> np.ndarray:
+    return np.asarray([LABEL_INDEX[e.label5] for e in examples], dtype=np.int64)
+
+
+def _weights(examples: list[TextExample], cfg: TrainTextConfig) -> np.ndarray:
+    """Per-example loss weights: class balance within each dataset, then equal total per language; mean 1."""
+    y = _labels(examples)
+    w = np.ones(len(examples))
+    ds = np.asarray([e.dataset for e in examples])
+    for d in np.unique(ds):
+        m = ds == d
+        counts = np.bincount(y[m], minlength=5).astype(float)
+        freq = counts / counts.sum()
+        cw = np.where(counts > 0, (1.0 / np.maximum(freq, 1e-9)) ** cfg.class_balance, 0.0)
+        cw /= (cw * freq).sum()  # mean weight 1 within the dataset
+        w[m] = cw[y[m]]
+    if cfg.language_balance:
+        langs = np.asarray([e.lang for e in examples])
+        present = np.unique(langs)
+        for lang in present:
+            m = langs == lang
+            w[m] *= len(examples) / (len(present) * w[m].sum())
+    return w / w.mean()
+
+
+def _smoothed_targets(y: np.ndarray, eps: float) -> np.ndarray:
+    t = np.zeros((len(y), 5))
+    t[np.arange(len(y)), y] = 1.0 - eps
+    for off in (-1, 1):
+        nb = y + off
+        ok = (nb >= 0) & (nb < 5)
+        t[np.arange(len(y))[ok], nb[ok]] += eps / 2
+        t[np.arange(len(y))[~ok], y[~ok]] += eps / 2  # at the ends the mass stays on the gold class
+    return t
+
+
+class _Net:
+    """The torch twin of TextHead (same GELU), with per-dataset training biases on the logits."""
+
+    def __init__(self, dim: int, cfg: TrainTextConfig, n_datasets: int):
+        import torch
+
+        from omni_mer.ordinal import CLASS_VALENCE
+
+        self.torch = torch
+        torch.manual_seed(cfg.seed)
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(dim, cfg.hidden_size), torch.nn.GELU(approximate="tanh"), torch.nn.Dropout(cfg.dropout),
+            torch.nn.Linear(cfg.hidden_size, 5),
+        )
+        self.ds_bias = torch.nn.Parameter(torch.zeros(n_datasets, 5))
+        self.class_valence = torch.tensor(CLASS_VALENCE, dtype=torch.float32)
+
+    def parameters(self):
+        return [*self.mlp.parameters(), self.ds_bias]
+
+    def loss(self, x, d, target, valence, w, aux_weight):
+        torch = self.torch
+        z = self.mlp(x) + self.ds_bias[d]
+        logp = torch.log_softmax(z, dim=1)
+        ce = -(target * logp).sum(1)
+        reg = ((logp.exp() * self.class_valence).sum(1) - valence) ** 2
+        return ((ce + aux_weight * reg) * w).mean()
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        self.mlp.eval()
+        with torch.no_grad():
+            out = self.mlp(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
+        self.mlp.train()
+        return out.astype(np.float64)
+
+    def to_head(self, calibration: dict[str, LanguageCalibration], encoder_id: str, meta: dict) -> TextHead:
+        lin1, lin2 = self.mlp[0], self.mlp[3]
+        return TextHead(
+            w1=lin1.weight.detach().numpy().T.copy(), b1=lin1.bias.detach().numpy().copy(),
+            w2=lin2.weight.detach().numpy().T.copy(), b2=lin2.bias.detach().numpy().copy(),
+            calibration=calibration, encoder_id=encoder_id, meta=meta,
+        )
+
+
+def calibration_pool(examples: list[TextExample], lang: str) -> list[TextExample]:
+    """The native validation rows that calibrate ``lang``."""
+    return select(examples, split="valid", datasets=CALIBRATION_DATASETS[lang], langs=[lang], translated=False)
+
+
+def fit_all_calibrations(logits_of, examples: list[TextExample]) -> dict[str, LanguageCalibration]:
+    from omni_mer.texthead.calibrate import fit_calibration
+
+    out = {}
+    for lang in LANGUAGES:
+        pool = calibration_pool(examples, lang)
+        out[lang] = fit_calibration(logits_of(pool), _labels(pool))
+    return out
+
+
+def validation_objective(logits_of, examples: list[TextExample], calibration: dict[str, LanguageCalibration]) -> float:
+    """Mean over languages of (Acc-5 + UAR) / 2 on the calibration pools (the quantity selection maximises)."""
+    from omni_mer.texthead.calibrate import objective
+
+    vals = []
+    for lang, cal in calibration.items():
+        pool = calibration_pool(examples, lang)
+        vals.append(objective(_labels(pool), cal.apply(logits_of(pool)).argmax(1)))
+    return float(np.mean(vals))
+
+
+def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, embed=None) -> tuple[TextHead, dict]:
+    """Train on ``examples`` (default: the corpus under cfg.data); ``embed(texts) -> (n, dim)`` (default: cache)."""
+    import torch
+
+    from omni_mer.texthead.noise import asr_noise
+
+    torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    if examples is None:
+        examples = load_corpus(cfg.data)
+    own_cache = None
+    if embed is None:
+        from omni_mer.texthead.encoder import E5Encoder, EmbeddingCache
+
+        own_cache = EmbeddingCache(cfg.cache, E5Encoder(threads=cfg.threads))
+        embed = lambda texts: own_cache.encode(texts, progress=True)  # noqa: E731
+    encoder_id = getattr(getattr(own_cache, "encoder", None), "id", "given")
+
+    train = select(examples, split="train", datasets=cfg.train_dataset_list, langs=cfg.train_language_list,
+                   translated=None if cfg.use_translations else False)
+    if cfg.noise_fraction > 0:
+        rng = np.random.default_rng(cfg.seed)
+        pick = rng.choice(len(train), size=int(round(cfg.noise_fraction * len(train))), replace=False)
+        noisy = [TextExample(**{**asdict(train[i]), "text": asr_noise(train[i].text, train[i].lang, rng)})
+                 for i in sorted(pick)]
+        train = train + noisy
+    if not train:
+        raise ValueError(f"no train examples for datasets {cfg.train_dataset_list} in {cfg.train_language_list}")
+    log.info("train-text: %d train examples (%s)", len(train), cfg.train_datasets)
+    from omni_mer.texthead.head import head_inputs
+
+    cache_by_text: dict[str, np.ndarray] = {}
+
+    def emb_of(exs: list[TextExample]) -> np.ndarray:
+        miss = list(dict.fromkeys(e.text for e in exs if e.text not in cache_by_text))
+        if miss:
+            for t, v in zip(miss, embed(miss)):
+                cache_by_text[t] = v
+        return head_inputs(np.stack([cache_by_text[e.text] for e in exs]), [e.lang for e in exs],
+                           cfg.language_feature)
+
+    x = emb_of(train)
+
+    ds_names = sorted({e.dataset for e in train})
+    d_idx = np.asarray([ds_names.index(e.dataset) for e in train])
+    y = _labels(train)
+    target = _smoothed_targets(y, cfg.neighbour_smoothing)
+    val = np.asarray([e.valence for e in train])
+    w = _weights(train, cfg)
+
+    net = _Net(x.shape[1], cfg, len(ds_names))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps_per_epoch = int(np.ceil(len(train) / cfg.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate, total_steps=cfg.epochs * steps_per_epoch,
+                                                pct_start=0.1)
+    X, D, T = torch.from_numpy(x), torch.from_numpy(d_idx), torch.from_numpy(target.astype(np.float32))
+    V, W = torch.from_numpy(val.astype(np.float32)), torch.from_numpy(w.astype(np.float32))
+    g = torch.Generator().manual_seed(cfg.seed)
+    logits_of = lambda exs: net.logits(emb_of(exs))  # noqa: E731
+    history, best, best_state = [], -1.0, None
+    from tqdm.auto import trange
+
+    for epoch in trange(cfg.epochs, desc="train-text", unit="epoch", disable=not log.isEnabledFor(logging.INFO)):
+        perm = torch.randperm(len(train), generator=g)
+        total = 0.0
+        for i in range(steps_per_epoch):
+            b = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            loss = net.loss(X[b], D[b], T[b], V[b], W[b], cfg.aux_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(b)
+        calibration = fit_all_calibrations(logits_of, examples)
+        score = validation_objective(logits_of, examples, calibration)
+        history.append({"epoch": epoch + 1, "train_loss": total / len(train), "valid_objective": score})
+        if score > best:
+            best = score
+            best_state = ({k: v.clone() for k, v in net.mlp.state_dict().items()}, epoch + 1)
+    net.mlp.load_state_dict(best_state[0])
+    calibration = fit_all_calibrations(logits_of, examples)
+    meta = {
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "cache")},
+        "best_epoch": best_state[1], "valid_objective": validation_objective(logits_of, examples, calibration),
+        "n_train": len(train), "train_seconds": round(time.perf_counter() - t0, 1), "history": history,
+    }
+    head = net.to_head(calibration, encoder_id, meta)
+    head.language_feature = cfg.language_feature
+    if cfg.language_feature:  # no language for "nothing said": the mean of the two readings
+        head.empty_logits = np.mean([head.logits(embed([""]), lang)[0] for lang in LANGUAGES], axis=0)
+    else:
+        head.empty_logits = head.logits(embed([""]))[0]
+    if own_cache is not None:
+        own_cache.close()
+    return head, meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    """omni-mer train-text: train, then write the head and its test metrics (the shipped head's recipe)."""
+    from omni_mer.texthead.args import parse_config
+    from omni_mer.texthead.evaluate import evaluate_head, write_metrics
+
+    cfg = parse_config(TrainTextConfig, argv, prog="omni-mer train-text", description=main.__doc__)
+    head, meta = train_head(cfg)
+    out = Path(cfg.out)
+    head.save(out)
+    metrics = evaluate_head(head, load_corpus(cfg.data), split="test", cache=cfg.cache, threads=cfg.threads)
+    write_metrics(metrics, out / "metrics.json")
+    from omni_mer.texthead.card import write_card
+
+    write_card(out, head, metrics, cfg.data)
+    (out / "history.json").write_text(json.dumps(meta["history"], indent=1), encoding="utf-8")
+    log.info("train-text: best epoch %s, valid objective %.4f, wrote %s", meta["best_epoch"],
+             meta["valid_objective"], out)
+    from omni_mer.cli import emit
+
+    emit(json.dumps({k: {m: v[m] for m in ("acc5", "uar", "mae", "n")} for k, v in metrics.items()
+                     if isinstance(v, dict) and "acc5" in v}, indent=1))
+    return 0

@@ -1,0 +1,106 @@
+"""Compare text-head variants on the same splits: the floor (logistic on e5) and the ordinal head's ablations.
+
+    .venv/bin/python scripts/text_head_experiments.py --data ../shared/data/text --out docs/text_head_experiments.json
+
+Every variant is selected on valid and reported on the test splits of MOSEI and SIMS v2 (Acc-5 / UAR), plus the
+validation objective it was selected by. Embeddings come from the train-text cache (run `omni-mer train-text` or
+this script once to fill it). Writes the JSON and prints a markdown table for docs/text_head.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from omni_mer.labels import LABEL_INDEX, LABELS
+from omni_mer.metrics import classification_metrics
+from omni_mer.texthead.corpus import load_corpus, select
+from omni_mer.texthead.encoder import E5Encoder, EmbeddingCache
+from omni_mer.texthead.evaluate import predict_labels
+from omni_mer.texthead.train import DEFAULT_CACHE, TrainTextConfig, train_head
+
+REPORT = {"MOSEI": ("mosei", "en"), "SIMSv2": ("sims2", "zh")}
+
+VARIANTS = {
+    "ordinal head (shipped settings)": {},
+    "- translations": {"use_translations": False},
+    "- class balance": {"class_balance": 0.0},
+    "- language balance": {"language_balance": False},
+    "- neighbour smoothing": {"neighbour_smoothing": 0.0},
+    "- score regression": {"aux_weight": 0.0},
+    "+ ASR-noise copies (30 %)": {"noise_fraction": 0.3},
+    "hidden 512": {"hidden_size": 512},
+    "+ language one-hot": {"language_feature": True},
+    "MOSEI + SIMSv2 + SIMS only": {"train_datasets": "mosei,sims,sims2"},
+}
+
+
+def _report(head, examples, embed) -> dict:
+    out = {}
+    for name, (ds, _) in REPORT.items():
+        test = select(examples, split="test", datasets=[ds], translated=False)
+        m = classification_metrics([e.label5 for e in test], predict_labels(head, test, embed))
+        out[name] = {"acc5": round(m["acc5"], 4), "uar": round(m["uar"], 4), "n": m["n"]}
+    return out
+
+
+def logistic_floor(examples, embed, balanced: bool) -> dict:
+    """The floor reproduced (docs/text_head.md): LogisticRegression on e5, all train rows of MOSEI + SIMS v2 + SIMS."""
+    from sklearn.linear_model import LogisticRegression
+
+    train = select(examples, split="train", datasets=["mosei", "sims2", "sims"], translated=False)
+    clf = LogisticRegression(max_iter=2000, C=1.0, class_weight="balanced" if balanced else None)
+    clf.fit(embed([e.text for e in train]), [LABEL_INDEX[e.label5] for e in train])
+    out = {}
+    for name, (ds, _) in REPORT.items():
+        test = select(examples, split="test", datasets=[ds], translated=False)
+        pred = [LABELS[k] for k in clf.predict(embed([e.text for e in test]))]
+        m = classification_metrics([e.label5 for e in test], pred)
+        out[name] = {"acc5": round(m["acc5"], 4), "uar": round(m["uar"], 4), "n": m["n"]}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/text", help="folder of the labelled tables")
+    ap.add_argument("--out", type=Path, default=Path("runs/text_head_experiments.json"), help="JSON to write")
+    ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="embedding cache")
+    ap.add_argument("--only", default="", help="comma-separated variant names to run (default: all)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    examples = load_corpus(args.data)
+    cache = EmbeddingCache(args.cache, E5Encoder(threads=2))
+    embed = cache.encode
+    results = {}
+    for balanced in (False, True):
+        name = f"logistic on e5 (floor){', class-balanced' if balanced else ''}"
+        results[name] = logistic_floor(examples, embed, balanced)
+        print(name, results[name], flush=True)
+    base = TrainTextConfig(data=args.data, cache=args.cache)
+    only = {v.strip() for v in args.only.split(",") if v.strip()}
+    for name, change in VARIANTS.items():
+        if only and name not in only:
+            continue
+        t0 = time.perf_counter()
+        head, meta = train_head(replace(base, **change), examples, embed)
+        results[name] = {**_report(head, examples, embed), "valid_objective": round(meta["valid_objective"], 4),
+                         "best_epoch": meta["best_epoch"], "seconds": round(time.perf_counter() - t0, 1)}
+        print(name, results[name], flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    print("\n| variant | MOSEI Acc-5 | MOSEI UAR | SIMSv2 Acc-5 | SIMSv2 UAR | valid objective |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['MOSEI']['acc5']:.3f} | {r['MOSEI']['uar']:.3f} | {r['SIMSv2']['acc5']:.3f} | "
+              f"{r['SIMSv2']['uar']:.3f} | {r.get('valid_objective', float('nan')):.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
