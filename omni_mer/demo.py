@@ -28,7 +28,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from omni_mer.chat import ChatContext, EvidenceAnswerer, label_name, make_answerer, rationale_text  # noqa: E402
+from omni_mer.chat import ChatContext, EvidenceAnswerer, make_answerer, rationale_text  # noqa: E402
 from omni_mer.config import MEDIA_EXTENSIONS, VIDEO_EXTENSIONS  # noqa: E402
 from omni_mer.errors import MediaError, OmniMerError  # noqa: E402
 from omni_mer.labels import LABEL_NAMES, LABEL_VALENCE, LABELS  # noqa: E402

@@ -16,7 +16,7 @@ import os
 import queue
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omni_mer.config import MEDIA_EXTENSIONS, MediaConfig
@@ -264,7 +264,7 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
     cfg.output.mkdir(parents=True, exist_ok=True)
     if cfg.supplements is not None:
         cfg.supplements.mkdir(parents=True, exist_ok=True)
-    _add_run_log(cfg.output / (f"run.log" if world == 1 else f"run.rank{rank}.log"))
+    _add_run_log(cfg.output / ("run.log" if world == 1 else f"run.rank{rank}.log"))
 
     if rank == 0:  # temp files of an atomic write interrupted by a kill: never read, just litter
         for stale in [*cfg.output.glob(".*.tmp*"), *((cfg.supplements or cfg.output).glob(".*.tmp*"))]:

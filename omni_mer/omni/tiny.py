@@ -14,6 +14,8 @@ import logging
 import os
 from pathlib import Path
 
+from omni_mer.cli import emit
+
 log = logging.getLogger(__name__)
 
 # Qwen2.5 added-token id -> Qwen2.5-Omni name (tokenizer_config of Qwen/Qwen2.5-Omni-7B).
