@@ -122,6 +122,18 @@ def test_cjk_font_found_despite_a_stale_matplotlib_cache(monkeypatch):
         plots.cjk_font.cache_clear()
 
 
+@pytest.mark.parametrize(("shapley", "widths"), [
+    ({"text": 0.2, "audio": 0.0, "visual": -0.1}, ["50.0", "0.0", "25.0"]),
+    ({"text": 1e-17, "audio": 0.0, "visual": -2e-18}, ["0.0", "0.0", "0.0"]),  # float noise: no bars
+    ({"text": 0.0, "audio": 0.0, "visual": 0.0}, ["0.0", "0.0", "0.0"]),
+])
+def test_shapley_bars_scale(shapley, widths):
+    from omni_mer.explain.report import _shapley_rows
+
+    html = _shapley_rows({"shapley": shapley, "players": list(MODALITIES)})
+    assert re.findall(r"width:([0-9.]+)%", html) == widths
+
+
 def test_index_html_escapes_and_links(tmp_path):
     entries = build_supplements(tmp_path)
     page = write_index_html(tmp_path, entries)
