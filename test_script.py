@@ -11,9 +11,7 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from omni_mer.cli import setup_logging  # noqa: E402
-from omni_mer.predict import main  # noqa: E402
+from omni_mer.cli import run_command  # noqa: E402
 
 if __name__ == "__main__":
-    setup_logging()
-    sys.exit(main(prog="test_script.py"))
+    sys.exit(run_command("predict", sys.argv[1:], prog="test_script.py"))

@@ -1,8 +1,9 @@
 """`omni-mer bench`: per-stage time, clips per minute, peak RSS, and the ASR-only floor on the same clips.
 
 Targets on the 2-core reference machine (lite backend): whole pipeline <= 1.6 x the ASR-only floor; median <= 1.5 s
-per clip of <= 10 s; peak RSS <= 2.5 GB; time linear in duration. Results go to docs/benchmarks.md;
-``--scaling`` benchmarks 5-60 s clips made from the input's speech and faces instead (docs/benchmarks-scaling.md).
+per clip of <= 10 s; peak RSS <= 2.5 GB; time linear in duration. Results go to runs/benchmarks.md
+(``--out docs/benchmarks.md`` refreshes the committed report); ``--scaling`` benchmarks 5-60 s clips made from the
+input's speech and faces instead (runs/benchmarks-scaling.md).
 """
 
 from __future__ import annotations
@@ -183,11 +184,12 @@ def to_markdown(res: dict, title: str = "") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="omni-mer bench", description=__doc__)
-    ap.add_argument("--input", type=Path, default=PROJECT_ROOT / "samples")
-    ap.add_argument("--backend", default="lite", choices=["lite", "omni"])
-    ap.add_argument("--model", default=None)
-    ap.add_argument("--adapter", default=None)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--input", type=Path, default=PROJECT_ROOT / "samples",
+                    help="folder of clips to time (default: the shipped samples/)")
+    ap.add_argument("--backend", default="lite", choices=["lite", "omni"], help="scorer to time (default: %(default)s)")
+    ap.add_argument("--model", default=None, help="local Qwen2.5-Omni folder (--backend omni)")
+    ap.add_argument("--adapter", default=None, help="LoRA adapter folder (--backend omni)")
+    ap.add_argument("--repeats", type=int, default=1, help="timed passes over the clips (default: %(default)s)")
     ap.add_argument("--scaling", action="store_true",
                     help="bench 5-60 s clips made from the input's speech and faces (time vs duration)")
     ap.add_argument("--durations", default=",".join(f"{d:g}" for d in SCALING_DURATIONS),
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --scaling: frame size of the made clips (default: the first input's decoded size)")
     ap.add_argument("--video-fps", type=float, default=10.0, help="with --scaling: frame rate of the made clips")
     ap.add_argument("--out", type=Path, default=None,
-                    help="report path (default docs/benchmarks.md, or docs/benchmarks-scaling.md with --scaling)")
+                    help="report path (default runs/benchmarks.md, or runs/benchmarks-scaling.md with --scaling)")
     args = ap.parse_args(argv)
     try:
         durations = [float(d) for d in args.durations.split(",") if d.strip()]
@@ -210,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--frame-size {args.frame_size!r}: expected WIDTHxHEIGHT, each >= 16, e.g. 1920x1080")
     if not args.video_fps > 0:
         ap.error(f"--video-fps {args.video_fps}: expected > 0")
-    out = args.out or PROJECT_ROOT / "docs" / ("benchmarks-scaling.md" if args.scaling else "benchmarks.md")
+    out = args.out or Path("runs") / ("benchmarks-scaling.md" if args.scaling else "benchmarks.md")
+    if args.repeats < 1:
+        ap.error(f"--repeats {args.repeats}: expected >= 1")
+    if not args.input.is_dir():
+        ap.error(f"--input {str(args.input)!r} is not a folder")
     paths = sorted(p for p in args.input.iterdir() if p.suffix.lower() in MEDIA_EXTENSIONS and p.is_file())
     if not paths:
         ap.error(f"no media files in {args.input}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# Project-relative defaults (checkpoints/, prompts/) resolve from here, never from the current directory.
+# Project-relative defaults (checkpoints/) resolve from here, never from the current directory.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 SAMPLE_RATE = 16_000

@@ -28,7 +28,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from omni_mer.chat import ChatContext, EvidenceAnswerer, label_name, make_answerer, rationale_text  # noqa: E402
+from omni_mer.chat import ChatContext, EvidenceAnswerer, make_answerer, rationale_text  # noqa: E402
 from omni_mer.config import MEDIA_EXTENSIONS, VIDEO_EXTENSIONS  # noqa: E402
 from omni_mer.errors import MediaError, OmniMerError  # noqa: E402
 from omni_mer.labels import LABEL_NAMES, LABEL_VALENCE, LABELS  # noqa: E402
@@ -467,9 +467,11 @@ def _get_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--adapter", default=None, help="LoRA adapter folder (omni backend)")
     p.add_argument("--calibration", type=Path, default=None, help="lite fusion calibration JSON")
     p.add_argument("--host", default=DEFAULT_HOST, help="interface to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB)
-    p.add_argument("--max-duration-s", type=float, default=DEFAULT_MAX_DURATION_S)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to serve on (default: %(default)s)")
+    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                   help="largest accepted upload in MB (default: %(default)s)")
+    p.add_argument("--max-duration-s", type=float, default=DEFAULT_MAX_DURATION_S,
+                   help="longest accepted clip in seconds (default: %(default)s)")
     p.add_argument("--samples", type=Path, default=SAMPLES_DIR, help="folder of sample videos shown as examples")
     p.add_argument("--no-blur", action="store_true", help="do not blur faces in the chart thumbnails")
     args = p.parse_args(argv)

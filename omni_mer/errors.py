@@ -49,5 +49,9 @@ class ModelNotFoundError(OmniMerError):
     """A model folder was asked for but is not there."""
 
 
+class EmptyInputError(OmniMerError):
+    """The input folder holds nothing to label (the batch job refuses to write an empty result silently)."""
+
+
 class ConfigError(OmniMerError, ValueError):
     """A bad configuration value; the message names the value and the valid ones."""

@@ -16,11 +16,11 @@ import os
 import queue
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omni_mer.config import MEDIA_EXTENSIONS, MediaConfig
-from omni_mer.errors import MediaError
+from omni_mer.errors import EmptyInputError, MediaError
 from omni_mer.outputs import Journal, write_results
 
 log = logging.getLogger("omni_mer.predict")
@@ -46,6 +46,7 @@ class PredictConfig:
     timeout_s: float = 300.0  # per file, model loading excluded
     language: str = "auto"  # spoken-language hint for every file: auto | en | zh
     max_new_tokens: int = 256  # omni backend: length budget of the generated rationale
+    allow_empty: bool = False  # an input folder with no files: error (default) or write an empty result
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -261,15 +262,21 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
     from omni_mer.scorers.lite import LiteScorer
 
     rank, world = _rank()
+    items = list_inputs(cfg.input, cfg.id_with_ext)  # before anything is written: a wrong folder changes nothing
+    if not items and not cfg.allow_empty:
+        raise EmptyInputError(f"input folder {cfg.input} has no files to label; nothing was written (existing "
+                              f"results in {cfg.output} are untouched). Copy the videos into it, or pass "
+                              "--allow-empty to write an empty result")
+    if not items:
+        log.warning("input folder %s is empty (--allow-empty): writing a result with no rows", cfg.input)
     cfg.output.mkdir(parents=True, exist_ok=True)
     if cfg.supplements is not None:
         cfg.supplements.mkdir(parents=True, exist_ok=True)
-    _add_run_log(cfg.output / (f"run.log" if world == 1 else f"run.rank{rank}.log"))
+    _add_run_log(cfg.output / ("run.log" if world == 1 else f"run.rank{rank}.log"))
 
     if rank == 0:  # temp files of an atomic write interrupted by a kill: never read, just litter
         for stale in [*cfg.output.glob(".*.tmp*"), *((cfg.supplements or cfg.output).glob(".*.tmp*"))]:
             stale.unlink(missing_ok=True)
-    items = list_inputs(cfg.input, cfg.id_with_ext)
     ids = {it.id for it in items}
     progress = cfg.output / PROGRESS_DIR
     journal = Journal(progress / f"rank{rank}.jsonl")
@@ -385,6 +392,8 @@ def build_parser(prog: str = "omni-mer predict") -> argparse.ArgumentParser:
                     help="spoken language of every file, when known (default: detect per file, English or Mandarin)")
     ap.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens,
                     help="omni backend: tokens generated for the rationale")
+    ap.add_argument("--allow-empty", action="store_true",
+                    help="an input folder with no files writes an empty result instead of failing")
     ap.add_argument("--fps", type=float, default=d.media.fps, help="frames sampled per second")
     ap.add_argument("--max-frames", type=int, default=d.media.max_frames, help="cap on sampled frames")
     return ap
@@ -396,7 +405,7 @@ def config_from_args(args: argparse.Namespace) -> PredictConfig:
         backend=args.backend, model=args.model, adapter=args.adapter, calibration=args.calibration,
         workers=args.workers, resume=args.resume, id_with_ext=args.id_with_ext, blur=not args.no_blur,
         save_audio=args.save_audio, timeout_s=args.timeout, language=args.language,
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=args.max_new_tokens, allow_empty=args.allow_empty,
         media=MediaConfig(fps=args.fps, max_frames=args.max_frames),
     )
 
@@ -408,11 +417,7 @@ def main(argv: list[str] | None = None, prog: str = "omni-mer predict") -> int:
         cfg = config_from_args(args)
     except ValueError as exc:
         ap.error(str(exc))
-    try:
-        run(cfg)
-    except FileNotFoundError as exc:
-        log.error("%s", exc)
-        return 2
+    run(cfg)  # a missing or empty input folder raises a user error: one line and exit 2 (omni_mer.cli.guarded)
     return 0
 
 

@@ -1,19 +1,23 @@
 """THE prompt loader: inference, training and the demo all build their chat messages here.
 
-Prompt texts live in ``prompts/`` (system.txt, user_en.txt, user_zh.txt) at the repository root; set
-``OMNI_MER_PROMPTS`` to use another folder. The label list in the prompt is generated from ``omni_mer.labels``.
+Prompt texts live in ONE place, the package data folder ``omni_mer/prompt_texts/`` (system.txt, user_en.txt,
+user_zh.txt), read with ``importlib.resources`` so an installed wheel carries them; set ``OMNI_MER_PROMPTS`` to use
+another folder. The label list in the prompt is generated from ``omni_mer.labels``.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from omni_mer.config import MODALITIES, MediaConfig
 from omni_mer.labels import LABEL_NAMES, LABELS
 
 PROMPTS_ENV = "OMNI_MER_PROMPTS"
+PROMPTS_PACKAGE_DIR = "prompt_texts"  # omni_mer/prompt_texts/ (package data; see pyproject.toml)
 LANGUAGES = ("en", "zh")
 # The answer format both scorers write and training targets use.
 ANSWER_FORMAT = "<think>…</think><answer>LABEL</answer>"
@@ -40,25 +44,25 @@ _MODALITY_WORDS = {
 }
 
 
-def prompts_dir() -> Path:
-    """The folder prompt files are read from."""
+def prompts_dir() -> Traversable:
+    """The folder prompt files are read from: ``$OMNI_MER_PROMPTS`` or the package's ``prompt_texts/``."""
     env = os.environ.get(PROMPTS_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "prompts"
+    return resources.files("omni_mer") / PROMPTS_PACKAGE_DIR
 
 
 @functools.lru_cache(maxsize=None)
-def _read(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8").strip()
+def _read(path: Traversable) -> str:
+    return path.read_text(encoding="utf-8").strip()
 
 
 def load_prompt(name: str) -> str:
-    """Text of ``prompts/<name>.txt`` (``name`` like "system", "user_en", "user_zh"), stripped."""
+    """Text of ``<prompts_dir>/<name>.txt`` (``name`` like "system", "user_en", "user_zh"), stripped."""
     path = prompts_dir() / f"{name}.txt"
     if not path.is_file():
         raise FileNotFoundError(f"prompt file {path} not found (set {PROMPTS_ENV} to the prompts folder)")
-    return _read(str(path))
+    return _read(path)
 
 
 def _language(language: str | None) -> str:

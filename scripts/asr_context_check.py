@@ -8,7 +8,7 @@ instead of the whole 30 s window. This script measures what that costs in accura
 - 10 Mandarin sentences spoken from tone-numbered pinyin (Whisper base hears this voice poorly in every setting:
   reported for completeness, not as a Mandarin benchmark).
 
-It writes ``docs/asr_context.md`` and ``docs/asr_context.json``. Needs ``espeak-ng`` (``scripts/setup.sh --test``).
+It writes ``docs/asr_context.md`` and ``docs/asr_context.json``. Needs Debian's ``espeak-ng`` (``apt-get install espeak-ng``; setup does not install it).
 Run on an idle machine: ``.venv/bin/python scripts/asr_context_check.py`` (~5 min on 2 cores).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -180,6 +181,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for asr_context.md/.json")
     args = ap.parse_args()
+    if shutil.which("espeak-ng") is None:
+        sys.exit("asr_context_check.py: error: needs espeak-ng to make the speech (apt-get install espeak-ng)")
     items = utterances()
     results = [run_setting(pad, items) for pad in SETTINGS]
     summaries = [summarise(r) for r in results]

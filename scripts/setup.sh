@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Idempotent fresh-machine setup: venv + pinned Python deps (+ Debian packages tests need when --test).
+# Idempotent fresh-machine setup: a CJK font (Chinese text in explanation.png), venv + pinned Python deps
+# (+ the Debian packages only tests need when --test).
 # Usage: bash scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${OMNI_MER_VENV:-.venv}
 PY=${PYTHON:-python3}
 
+need=()
+# The main job draws Chinese cues and rationales in explanation.png: it needs a CJK font (found at run time even
+# when matplotlib's font cache predates it; omni_mer.explain.plots.cjk_font).
+fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-noto-cjk)
 if [ "${1:-}" = "--test" ]; then
-  # Debian packages used only by tests: headless Chromium (report/demo screenshots) and a CJK font for plots.
-  need=()
+  # Used only by tests: headless Chromium (report/demo screenshots).
   [ -x /usr/bin/chromium ] || need+=(chromium)
-  fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-noto-cjk)
-  if [ ${#need[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-  fi
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 stamp="$VENV/.omni-mer-installed"

@@ -112,7 +112,7 @@ def test_voice_face_text_answers_quote_their_cues():
     e = ctx.explanation
     voice = answer("what did the voice do?", ctx, "en")
     assert "“pitch drops”" in voice and f"{e['shapley']['audio']:+.3f}" in voice
-    assert f"label would" in voice  # counterfactual sentence
+    assert "label would" in voice  # counterfactual sentence
     face = answer("what did the face show?", ctx, "en")
     assert "“smile (p=0.81)”" in face
     said = answer("what was said?", ctx, "en")

@@ -1,5 +1,5 @@
 """Omni scorer on a tiny random Qwen2.5-Omni thinker (CPU): loading, inputs per coalition, label scoring,
-generation with fallback, LoRA adapters, and the silently-dropped-modality checks of DESIGN §3."""
+generation with fallback, LoRA adapters, and the silently-dropped-modality checks of docs/training.md ("Qwen2.5-Omni facts")."""
 
 from __future__ import annotations
 

@@ -104,6 +104,36 @@ def test_png_ascii_fallback_without_cjk_font(tmp_path, monkeypatch):
     assert render_explanation_png(d, clip, tmp_path / "e.png").stat().st_size > 10_000
 
 
+def test_cjk_font_found_despite_a_stale_matplotlib_cache(monkeypatch):
+    """A font installed after matplotlib built its cache is still found (registered with addfont)."""
+    from matplotlib import font_manager
+
+    if not any(h in Path(p).name.lower().replace("-", "") for p in font_manager.findSystemFonts()
+               for h in plots._CJK_FILE_HINTS):
+        pytest.skip("no CJK font installed (scripts/setup.sh installs fonts-noto-cjk)")
+    stale = [f for f in font_manager.fontManager.ttflist if f.name not in plots._CJK_FONTS]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)  # the cache as it was before the install
+    plots.cjk_font.cache_clear()
+    try:
+        name = plots.cjk_font()
+        assert name in plots._CJK_FONTS
+        assert plots._safe("微笑", "smile") == "微笑"
+    finally:
+        plots.cjk_font.cache_clear()
+
+
+@pytest.mark.parametrize(("shapley", "widths"), [
+    ({"text": 0.2, "audio": 0.0, "visual": -0.1}, ["50.0", "0.0", "25.0"]),
+    ({"text": 1e-17, "audio": 0.0, "visual": -2e-18}, ["0.0", "0.0", "0.0"]),  # float noise: no bars
+    ({"text": 0.0, "audio": 0.0, "visual": 0.0}, ["0.0", "0.0", "0.0"]),
+])
+def test_shapley_bars_scale(shapley, widths):
+    from omni_mer.explain.report import _shapley_rows
+
+    html = _shapley_rows({"shapley": shapley, "players": list(MODALITIES)})
+    assert re.findall(r"width:([0-9.]+)%", html) == widths
+
+
 def test_index_html_escapes_and_links(tmp_path):
     entries = build_supplements(tmp_path)
     page = write_index_html(tmp_path, entries)

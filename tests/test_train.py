@@ -80,7 +80,7 @@ def lora_state(model) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ config
-def test_recipe_parsing_overrides_and_validation(tmp_path):
+def test_recipe_parsing_overrides_and_validation(tmp_path, capsys):
     from omni_mer.train.run import parse_config
 
     cfg = parse_config(["--config", str(ROOT / "recipes/tiny-cpu/grpo.yaml"), "--output_dir", str(tmp_path),
@@ -90,8 +90,16 @@ def test_recipe_parsing_overrides_and_validation(tmp_path):
     assert cfg.media.max_frames == 4
     sft = parse_config(["--config", str(ROOT / "recipes/tiny-cpu/grpo.yaml"), "--stage", "sft"])
     assert sft.stage == "sft"
-    with pytest.raises(ValueError, match="sft, grpo"):
+    with pytest.raises(SystemExit):  # a bad flag value: argparse names it and the choices
         parse_config(["--config", str(ROOT / "recipes/tiny-cpu/sft.yaml"), "--stage", "ppo"])
+    assert "'ppo'" in capsys.readouterr().err
+    ppo = tmp_path / "ppo.yaml"
+    ppo.write_text("stage: ppo\n")
+    with pytest.raises(ValueError, match="sft, grpo"):  # a bad recipe value: ConfigError (a ValueError)
+        parse_config(["--config", str(ppo)])
+    kebab = parse_config([f"--config={ROOT / 'recipes/tiny-cpu/grpo.yaml'}", "--output-dir", str(tmp_path), "--beta", "0.0",
+                          "--reward-funcs", "format", "accuracy_ordinal", "--reward-weights", "1", "2"])
+    assert kebab == cfg  # both spellings of every flag, and --config=PATH, give the same config
     with pytest.raises(ValueError, match="format, accuracy, accuracy_ordinal, grounding, language"):
         parse_config(["--reward_funcs", "format", "vibes"])
     with pytest.raises(ValueError, match="en, zh"):

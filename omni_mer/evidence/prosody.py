@@ -215,14 +215,13 @@ class ProsodyAnalyzer:
             return ModalityEvidence.absent("audio", "silent audio")
         sr = clip.sample_rate
         tr = self.tracks(clip.audio, sr)
-        t, active, voiced = tr["t"], tr["active"], tr["voiced"]
+        active, voiced = tr["active"], tr["voiced"]
         hop = self.hop_s
         if float(np.max(tr["rms_db"])) < -60 or active.sum() * hop < 0.1:
             return ModalityEvidence.absent("audio", "silent audio")
 
         act_idx = np.flatnonzero(active)
         span0, span1 = act_idx[0], act_idx[-1] + 1
-        span_s = (span1 - span0) * hop
         speech_s = float(active.sum() * hop)
         st = 12 * np.log2(np.where(voiced, tr["f0"], np.nan) / 100.0)
         if voiced.any():

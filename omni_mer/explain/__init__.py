@@ -26,7 +26,7 @@ _TOP_K = 3
 
 @dataclass
 class Explanation:
-    """Everything explanation.json holds (DESIGN.md §2 contract plus extras)."""
+    """Everything explanation.json holds (the contract in docs/architecture.md plus extras)."""
 
     id: str
     label: str

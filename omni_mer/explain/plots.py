@@ -24,15 +24,37 @@ _MAX_THUMBS = 6
 _LABELLED_CUES_PER_LANE = 5
 
 
+# File names of the fonts above (Debian fonts-noto-cjk, fonts-wqy-*, fonts-arphic-*, fonts-droid-fallback ...).
+_CJK_FILE_HINTS = ("notosanscjk", "notoserifcjk", "wqy", "sourcehansans", "droidsansfallback", "uming")
+
+
+def _known_cjk_font(font_manager) -> str | None:
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in _CJK_FONTS if name in names), None)
+
+
 @functools.lru_cache(maxsize=1)
 def cjk_font() -> str | None:
-    """Name of an installed font with Chinese glyphs (matplotlib's view), or None."""
+    """Name of an installed font with Chinese glyphs, or None.
+
+    matplotlib's font list is cached (~/.cache/matplotlib) and misses a font installed after the cache was made;
+    then the system's font files are looked up afresh and the CJK ones registered with ``addfont``.
+    """
     from matplotlib import font_manager
 
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    for name in _CJK_FONTS:
-        if name in names:
-            return name
+    name = _known_cjk_font(font_manager)
+    if name is None:
+        for path in font_manager.findSystemFonts():
+            if any(hint in Path(path).name.lower().replace("-", "").replace("_", "") for hint in _CJK_FILE_HINTS):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError) as exc:  # an unreadable font file: try the next
+                    log.debug("cannot register font %s: %s", path, exc)
+        name = _known_cjk_font(font_manager)
+        if name is not None:
+            log.info("registered CJK font %r (not in matplotlib's font cache)", name)
+    if name is not None:
+        return name
     if not hasattr(cjk_font, "_warned"):
         log.warning("no CJK font installed: Chinese text in explanation.png falls back to ASCII "
                     "(install the Debian package fonts-noto-cjk)")

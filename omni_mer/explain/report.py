@@ -80,10 +80,15 @@ def _prob_rows(probs: dict, label: str) -> str:
     return '<table class="bars">' + "".join(rows) + "</table>"
 
 
+# Bars are scaled by the largest |Shapley value|, but never by less than this (probability units): values that
+# print as +0.000 are float noise and must draw no bar, not a half-width one.
+SHAPLEY_BAR_FLOOR = 1e-3
+
+
 def _shapley_rows(expl: dict) -> str:
     shap = expl.get("shapley", {})
     present = set(expl.get("players", expl.get("present", MODALITIES)))
-    scale = max([abs(float(shap.get(m, 0.0))) for m in MODALITIES] + [1e-9])
+    scale = max([abs(float(shap.get(m, 0.0))) for m in MODALITIES] + [SHAPLEY_BAR_FLOOR])
     rows = []
     for m in MODALITIES:
         v = float(shap.get(m, 0.0))

@@ -1,4 +1,5 @@
-"""Qwen2.5-Omni model inputs from the SAME decoded Clip the lite path reads (DESIGN §3 pitfalls handled here).
+"""Qwen2.5-Omni model inputs from the SAME decoded Clip the lite path reads (the pitfalls in
+docs/training.md, "Qwen2.5-Omni facts", handled here).
 
 - Frames are passed pre-sampled with their own fps (video_second_per_grid / TMRoPE time axis) and an explicit
   ``size`` so the processor never upscales them beyond the 28-pixel grid rounding.
@@ -87,7 +88,7 @@ def _one(processor, clip: Clip, messages: list[dict], media: MediaConfig, keep: 
         kwargs["audio"] = [audio]
         kwargs["audio_kwargs"] = {"sampling_rate": SAMPLE_RATE, "max_length": max_len, "truncation": True}
     if uav:
-        kwargs["load_audio_from_video"] = True  # direct argument (DESIGN §3)
+        kwargs["load_audio_from_video"] = True  # direct argument (docs/training.md, Qwen2.5-Omni facts)
         kwargs["audio_from_video_indices"] = [0]
     out = processor(**kwargs)
     return out, uav

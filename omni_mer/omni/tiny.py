@@ -14,6 +14,8 @@ import logging
 import os
 from pathlib import Path
 
+from omni_mer.cli import emit
+
 log = logging.getLogger(__name__)
 
 # Qwen2.5 added-token id -> Qwen2.5-Omni name (tokenizer_config of Qwen/Qwen2.5-Omni-7B).
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     """``omni-mer tiny-model --out DIR``."""
     parser = argparse.ArgumentParser(prog="omni-mer tiny-model", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder to write the model + processor into")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
     args = parser.parse_args(argv)
     out = build_tiny_model(args.out, seed=args.seed)
     emit(f"tiny model written to {out}; use it with --backend omni --model {out}")

@@ -1,4 +1,4 @@
-"""The one interface both scorers implement (DESIGN.md §1)."""
+"""The one interface both scorers implement (docs/architecture.md, "The scorer interface")."""
 
 from __future__ import annotations
 

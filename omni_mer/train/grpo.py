@@ -1,7 +1,7 @@
 """GRPO with verifiable rewards, in a compact own loop that carries video + audio everywhere.
 
 Why not TRL's GRPOTrainer: in TRL 1.16 it passes no video/audio features into the loss and reference forwards and
-never passes ``use_audio_in_video`` to generate (DESIGN §3): the loss would silently train on text only. Here one
+never passes ``use_audio_in_video`` to generate (docs/training.md, Qwen2.5-Omni facts): the loss would silently train on text only. Here one
 batch dict — input_ids, attention_mask, pixel_values_videos, video_grid_thw, video_second_per_grid,
 input_features, feature_attention_mask, use_audio_in_video, exactly as omni_mer.omni.inputs.build_inputs made it —
 feeds generation, the policy forward and the reference forward (the same model with the LoRA adapter disabled).

@@ -4,22 +4,62 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
 from omni_mer.cli import emit
+from omni_mer.errors import ConfigError
 from omni_mer.train.config import TrainConfig
 from omni_mer.train.data import ExtractFn, TrainData, load_records, select_records
 
 log = logging.getLogger(__name__)
 
 
-def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
-    """TrainConfig from ``--config recipe.yaml`` plus command-line overrides (validated; errors name valid values)."""
+def build_parser(prog: str = "omni-mer train"):
+    """The TrlParser of TrainConfig: every field a flag, shown kebab-case first (``--output-dir``; the YAML-key
+    spelling ``--output_dir`` works too), plus ``--config`` (which TrlParser handles itself) so --help lists it."""
+    import argparse
+
     from trl import TrlParser
 
-    parser = TrlParser((TrainConfig,))
-    (cfg,) = parser.parse_args_and_config(list(argv) if argv is not None else None)
+    parser = TrlParser((TrainConfig,), prog=prog, description="LoRA SFT / GRPO on the Qwen2.5-Omni thinker from a recipe",
+                       epilog="Example: omni-mer train --config recipes/tiny-cpu/grpo.yaml "
+                              "--model-name-or-path runs/tiny --output-dir checkpoints/tiny-grpo (docs/training.md)")
+    parser.add_argument("--config", metavar="RECIPE.yaml", default=argparse.SUPPRESS,
+                        help="recipe YAML whose keys set the defaults (e.g. recipes/tiny-cpu/grpo.yaml); "
+                             "flags given here override it")
+    for action in parser._actions:  # kebab-case first in usage and help, like every other omni-mer command
+        action.option_strings.sort(key=lambda opt: "_" in opt)
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None, prog: str = "omni-mer train") -> TrainConfig:
+    """TrainConfig from ``--config recipe.yaml`` plus command-line overrides (validated; errors name valid values).
+
+    Raises ConfigError (one line naming the bad value) for a bad recipe or value; argparse exits 2 on a bad flag.
+    """
+    import yaml
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        raise ConfigError("nothing to train: give --config RECIPE.yaml (e.g. recipes/tiny-cpu/grpo.yaml) and "
+                          "--model-name-or-path DIR; --help lists every option")
+    # TrlParser only recognises the spaced form; "--config=X" would otherwise be silently ignored
+    args = [part for a in args for part in (a.split("=", 1) if a.startswith("--config=") else [a])]
+    if "--config" in args and args.index("--config") == len(args) - 1:
+        raise ConfigError("--config needs a recipe YAML path (e.g. recipes/tiny-cpu/grpo.yaml)")
+    recipe = args[args.index("--config") + 1] if "--config" in args else None
+    if recipe is not None and not Path(recipe).is_file():
+        raise ConfigError(f"--config {recipe!r}: no such recipe file")
+    parser = build_parser(prog)
+    try:
+        cfg, *_ = parser.parse_args_and_config(args)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, yaml.YAMLError) as exc:  # a recipe TrlParser cannot read: bad key, not a mapping
+        where = f"--config {recipe!r}: " if recipe else ""
+        raise ConfigError(f"{where}{' '.join(str(exc).split())}") from exc
     return cfg
 
 
@@ -77,9 +117,10 @@ def train(cfg: TrainConfig, extract_fn: ExtractFn | None = None, use_default_ext
     return metrics
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = parse_config(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "omni-mer train") -> int:
+    """``omni-mer train`` / ``train_grpo.py``: parse, check the paths (before any heavy import), train."""
+    cfg = parse_config(argv, prog)
+    cfg.require_paths()
     metrics = train(cfg)
     emit(f"{cfg.stage} done: adapter in {cfg.output_dir}; final metrics: "
           + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
