@@ -16,7 +16,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 from omni_mer.labels import LABEL_INDEX, LABELS
 from omni_mer.metrics import classification_metrics
@@ -37,6 +36,9 @@ VARIANTS = {
     "+ ASR-noise copies (30 %)": {"noise_fraction": 0.3},
     "hidden 512": {"hidden_size": 512},
     "+ language one-hot": {"language_feature": True},
+    "ensemble of 5": {"ensemble": 5},
+    "+ MELD + SST-5 + zh reviews (aux weight 0.3)": {"aux_datasets": "meld,sst5,waimai,chnsenticorp"},
+    "+ aux + ensemble of 5": {"aux_datasets": "meld,sst5,waimai,chnsenticorp", "ensemble": 5},
     "MOSEI + SIMSv2 + SIMS only": {"train_datasets": "mosei,sims,sims2"},
 }
 

@@ -92,7 +92,9 @@ def test_calibration_fit_improves_likelihood_and_roundtrips(tmp_path):
     cal.save(path)
     loaded = LiteScorer.from_path(path)
     ev = evs[0]
-    np.testing.assert_allclose(loaded.score(CLIP, ev, ALL), LiteScorer(cal).score(CLIP, ev, ALL))
+    np.testing.assert_allclose(loaded.score(CLIP, ev, ALL), LiteScorer(cal, text_head=loaded.text_head).score(CLIP, ev, ALL))
+    no_text = frozenset({"audio", "visual"})  # coalitions without words use the fitted fusion, head or not
+    np.testing.assert_allclose(loaded.score(CLIP, ev, no_text), LiteScorer(cal).score(CLIP, ev, no_text))
     assert json.loads(path.read_text())["metrics"]["n"] == 60
 
 

@@ -1,4 +1,5 @@
-"""Text evidence: lexicon + embedding valence, negation, timed cues, absence."""
+"""Text evidence: the lexicon + anchor fallback path (head=None: valence, negation, timed cues, absence), and the
+trained text head's path (polarity, occlusion word cues with times)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import pytest
 from omni_mer.evidence.asr import Transcript
 from omni_mer.evidence.text import TextAnalyzer, _normalize
 from omni_mer.evidence.types import Segment
+from omni_mer.texthead.head import DEFAULT_HEAD_DIR
 
 
 @pytest.fixture(scope="module")
 def analyzer() -> TextAnalyzer:
-    return TextAnalyzer()
+    return TextAnalyzer(head=None)
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +159,37 @@ def test_manifest_transcripts_match_labels(analyzer):
             assert ev.valence < -0.3, (r, ev.valence)
         else:
             assert abs(ev.valence) < 0.25, (r, ev.valence)
+
+
+# --- the trained text head (the default when shipped) -------------------------------------------------------------
+
+needs_head = pytest.mark.skipif(not (DEFAULT_HEAD_DIR / "head.json").is_file(), reason="no shipped text head")
+
+
+@pytest.fixture(scope="module")
+def with_head() -> TextAnalyzer:
+    return TextAnalyzer()
+
+
+@needs_head
+@pytest.mark.parametrize("lang,text", POSITIVE + NEGATIVE)
+def test_head_reads_polarity_and_cites_its_own_words(with_head, lang, text):
+    assert with_head.head is not None
+    ev = with_head.analyze_text(text, lang, duration=4.0)
+    positive = (lang, text) in POSITIVE
+    assert (ev.valence > 0) == positive, (text, ev.valence, ev.features)
+    assert sum(ev.features[f"head_p_{lab}"] for lab in ("SNEG", "WNEG", "NEUT", "WPOS", "SPOS")) == pytest.approx(1, abs=1e-3)
+    assert ev.cues and all(c.text in text and c.kind in ("word", "phrase") for c in ev.cues)
+    top = max(ev.cues, key=lambda c: abs(c.effect))
+    assert (top.effect > 0) == positive  # the strongest word pushes the way the verdict goes
+    assert all(0.0 <= c.start <= c.end <= 4.0 for c in ev.cues)
+
+
+@needs_head
+def test_head_cue_times_come_from_word_timestamps(with_head):
+    text = "The food was great but the service was awful."
+    words = [(0.0 + 0.4 * i, 0.4 + 0.4 * i, w) for i, w in enumerate(text.split())]
+    ev = with_head.analyze_text(text, "en", words=words, duration=5.0)
+    for c in ev.cues:
+        first = next(i for i, w in enumerate(text.split()) if w.strip(".").startswith(c.text.split()[0]))
+        assert c.start == pytest.approx(0.4 * first, abs=1e-6)

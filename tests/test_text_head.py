@@ -26,6 +26,7 @@ POS_EN = ["I really love this, it is wonderful", "what a great and happy day", "
 NEG_EN = ["I hate this, it is terrible", "what an awful and sad day", "this is horrible, I am angry",
           "I am so disappointed with the result", "disgusting, I regret every minute"]
 POS_ZH = ["我非常喜欢这个，太棒了", "今天真开心，一切都很好", "这个结果让我很满意", "谢谢你，我太高兴了", "真是美好的一天"]
+N_ROWS = 100  # per table: 25 valid rows per language, enough for a calibration
 NEG_ZH = ["我非常讨厌这个，太糟糕了", "今天真难过，一切都很差", "这个结果让我很失望", "我很生气，别再来了", "真是糟透的一天"]
 
 
@@ -42,13 +43,13 @@ def tables(tmp_path_factory) -> Path:
     """A tiny tree in the ../shared/data/text layout: MOSEI (en), SIMSv2 (zh), MER2023 (zh) and translations."""
     root = tmp_path_factory.mktemp("text")
     mosei, sims2, mer, trans = [], [], [], []
-    for i in range(60):
+    for i in range(N_ROWS):
         split = ["train", "train", "valid", "test"][i % 4]
-        k = i // 4 % 5
-        mosei.append([f"v{i}", str(i), POS_EN[k] if i % 2 else NEG_EN[k], 2.4 if i % 2 else -2.4, "x", split])
-        sims2.append([f"z{i}", f"{i:04d}", POS_ZH[k] if i % 2 else NEG_ZH[k], 0.8 if i % 2 else -0.8, "", "", "",
+        k, pos = i // 4 % 5, i % 3 != 0
+        mosei.append([f"v{i}", str(i), POS_EN[k] if pos else NEG_EN[k], 2.4 if pos else -2.4, "x", split])
+        sims2.append([f"z{i}", f"{i:04d}", POS_ZH[k] if pos else NEG_ZH[k], 0.8 if pos else -0.8, "", "", "",
                       "x", split])
-        trans.append([f"z{i}_{i:04d}", POS_ZH[k] if i % 2 else NEG_ZH[k], POS_EN[k] if i % 2 else NEG_EN[k]])
+        trans.append([f"z{i}_{i:04d}", POS_ZH[k] if pos else NEG_ZH[k], POS_EN[k] if pos else NEG_EN[k]])
     for i in range(12):
         mer.append([f"sample_{i}", ["train", "test1", "test2", "test3"][i % 4], POS_ZH[i % 5], POS_EN[i % 5],
                     "happy", "" if i % 4 == 3 else 4.0])
@@ -64,7 +65,7 @@ def tables(tmp_path_factory) -> Path:
 
 def test_tables_without_raw_are_text_only_records(tables):
     records, problems = read_mosei(tables / "MOSEI")
-    assert len(records) == 60 and not problems  # no missing-video problem per row
+    assert len(records) == N_ROWS and not problems  # no missing-video problem per row
     assert all(r.text_only and r.path is None and r.text for r in records)
     assert {r.split for r in records} == {"train", "valid", "test"}
 
@@ -76,7 +77,7 @@ def test_raw_folder_present_still_reports_missing_videos(tables, tmp_path):
     shutil.copytree(tables / "MOSEI", root)
     (root / "Raw").mkdir()
     records, problems = read_mosei(root)
-    assert not records and len(problems) == 60 and {p.kind for p in problems} == {"missing_video"}
+    assert not records and len(problems) == N_ROWS and {p.kind for p in problems} == {"missing_video"}
 
 
 def test_mer2023_adapter_maps_valence_and_splits(tables):
@@ -95,9 +96,9 @@ def test_prepare_text_data_counts_text_only_records(tables, tmp_path, capsys):
     out = tmp_path / "m.jsonl"
     assert cli_main(["prepare", "--text-data", str(tables), "--out", str(out)]) == 0
     report = capsys.readouterr().out
-    assert "text-only (no video on disk): 129" in report and "0 problems" in report
+    assert f"text-only (no video on disk): {2 * N_ROWS + 9}" in report and "0 problems" in report
     recs = read_manifest(out)
-    assert len(recs) == 129 and all(r.path is None for r in recs)
+    assert len(recs) == 2 * N_ROWS + 9 and all(r.path is None for r in recs)
     zh = [r for r in recs if r.source == "sims2"]
     assert all(r.translation for r in zh)  # joined from translations/SIMSv2.csv by id
 
@@ -119,7 +120,7 @@ def test_sims_v1_reader_uses_sims_grid(tmp_path):
 def test_corpus_adds_translated_examples(tables):
     ex = load_corpus(tables)
     tr = select(ex, datasets=["sims2"], translated=True)
-    assert len(tr) == 60 and all(e.lang == "en" for e in tr)
+    assert len(tr) == N_ROWS and all(e.lang == "en" for e in tr)
     assert all(-1 <= e.valence <= 1 for e in ex)
     with pytest.raises(ValueError, match="unknown dataset"):
         load_corpus(tables, datasets=["imdb"])
@@ -242,15 +243,17 @@ def test_lite_text_only_coalition_is_the_heads_distribution():
     ev = _evidence(z)
     scorer = LiteScorer(text_head=head)
     np.testing.assert_allclose(scorer.score(None, ev, frozenset({"text"})), head.probs(z, "en")[0])
-    # a smiling face tilts toward positive, less next to the words than alone
-    _, tilt_with = scorer.head_inputs(ev, frozenset({"text", "visual"}))
-    z0, tilt_alone = scorer.head_inputs(ev, frozenset({"visual"}))
-    assert tilt_with == pytest.approx(TILT_SCALE * scorer.head_weights["with_text"]["visual"])
-    assert tilt_alone == pytest.approx(TILT_SCALE * scorer.head_weights["without_text"]["visual"])
-    np.testing.assert_allclose(z0, head.prior_logits())
+    # a smiling face tilts the head's distribution toward positive
+    _, tilt = scorer.head_inputs(ev, frozenset({"text", "visual"}))
+    assert tilt == pytest.approx(TILT_SCALE * scorer.head_weights["visual"])
     up = scorer.score(None, ev, frozenset({"text", "visual"})) @ np.arange(5)
     assert up > scorer.score(None, ev, frozenset({"text"})) @ np.arange(5)
-    np.testing.assert_allclose(scorer.score(None, ev, frozenset()), head.probs(head.prior_logits(), "en")[0])
+    # without the words the valence fusion decides, exactly as without a head (the face alone is not silenced)
+    plain = LiteScorer()
+    for keep in (frozenset(), frozenset({"visual"})):
+        assert not scorer.uses_head(ev, keep)
+        np.testing.assert_allclose(scorer.score(None, ev, keep), plain.score(None, ev, keep))
+    assert LABELS[int(scorer.score(None, ev, frozenset({"visual"})).argmax())] in ("WPOS", "SPOS")
 
 
 # --- commands -----------------------------------------------------------------------------------------------------
@@ -262,7 +265,7 @@ def test_train_text_and_eval_text_commands(tables, tmp_path, capsys):
     head = TextHead.load(out)
     assert set(head.calibration) == {"en", "zh"} and head.meta["best_epoch"] >= 1
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert {"MOSEI", "SIMSv2", "MER2023"} <= set(metrics) and metrics["MOSEI"]["n"] == 15
+    assert {"MOSEI", "SIMSv2", "MER2023"} <= set(metrics) and metrics["MOSEI"]["n"] == N_ROWS // 4
     capsys.readouterr()
     ev_out = tmp_path / "eval"
     assert cli_main(["eval-text", "--data", str(tables), "--split", "test", "--out", str(ev_out), "--head", str(out),

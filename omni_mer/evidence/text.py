@@ -1,6 +1,6 @@
 """Text evidence (what was said).
 
-With the trained text head (checkpoints/text_head, the default): the head's 5-class distribution and latent valence
+With the trained text head (omni_mer/texthead/model, the default): its 5-class distribution and expected valence
 for the transcript, and word cues by occlusion from the head itself (texthead/cues.py), timed from Whisper's word
 timestamps. Without a head (``head=None``): the earlier unfitted path, lexicon valence (VADER / Chinese lexicon) +
 e5 anchor valence, where every lexicon hit becomes a timed cue.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -279,8 +278,9 @@ class TextAnalyzer:
     def __init__(self, use_embeddings: bool = True, use_snownlp: bool = False, lexicon_weight: float = 0.6,
                  embed_weight: float = 0.4, snownlp_weight: float = 0.1, head="default",
                  max_cue_units: int = 6) -> None:
-        """``head``: a TextHead, a folder holding one, "default" (checkpoints/text_head when present) or None (the
-        unfitted lexicon + anchor path). ``max_cue_units``: occlusion units per transcript (cost: one embedding each)."""
+        """``head``: a TextHead, a folder holding one, "default" (omni_mer/texthead/model when present and
+        ``use_embeddings``) or None (the unfitted lexicon + anchor path). ``max_cue_units``: occlusion units per
+        transcript (cost: one embedding each)."""
         from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
 
         self.use_embeddings = use_embeddings
@@ -293,8 +293,9 @@ class TextAnalyzer:
         self._anchors: tuple[np.ndarray, np.ndarray] | None = None
         t0 = time.perf_counter()
         if isinstance(head, str) and head == "default":
-            head = TextHead.load(DEFAULT_HEAD_DIR) if (DEFAULT_HEAD_DIR / "head.json").is_file() else None
-            if head is None:
+            head = (TextHead.load(DEFAULT_HEAD_DIR) if use_embeddings and (DEFAULT_HEAD_DIR / "head.json").is_file()
+                    else None)
+            if head is None and use_embeddings:
                 log.warning("no text head at %s: text valence falls back to the unfitted lexicon path",
                             DEFAULT_HEAD_DIR)
         elif head is not None and not isinstance(head, TextHead):
@@ -408,9 +409,10 @@ class TextAnalyzer:
         entropy = -float((probs * np.log(probs)).sum())
         confidence = float(np.clip(1.0 - entropy / math.log(len(LABELS)), 0.0, 1.0))
         cues: list[Cue] = []
-        for unit, drop, effect in scored:
-            if abs(effect) < 0.01 and abs(drop) < 0.01:
-                continue  # the head does not care about this word
+        ranked = sorted(scored, key=lambda x: -abs(x[2]))
+        for rank, (unit, drop, effect) in enumerate(ranked):
+            if rank >= 3 and abs(effect) < 0.02:
+                continue  # beyond the top three, only words the head cares about
             start, end = index.time_of(unit.char_start, unit.char_end)
             kind = "word" if unit.text.strip() and " " not in unit.text.strip() and len(unit.text) <= 8 else "phrase"
             cues.append(Cue(modality="text", start=float(start), end=float(end), text=unit.text,

@@ -116,24 +116,26 @@ class Calibration:
 
 
 # Text-head mode: how strongly a fully confident audio / visual valence tilts the head's distribution along the
-# class valences (logit units: the SPOS-vs-SNEG logit difference moves by 2 * TILT_SCALE * w * c * v), next to
-# the trained text head and without it (silent clips, coalitions without text). Priors, not fits: no labelled
-# multimodal clips exist here. Next to the head they stay small, because on real clips prosody valence does not
-# track polarity (Spearman 0.03) and the face model reads speaking mouths as happy (docs/text_head.md); alone, a
-# fully confident face is decisive for the polarity.
+# class valences (logit units: the SPOS-vs-SNEG logit difference moves by 2 * TILT_SCALE * w * c * v). Priors, not
+# fits: no labelled multimodal clips exist here. They stay small next to the trained head, because on real clips
+# prosody valence does not track polarity (Spearman 0.03) and the face model reads speaking mouths as happy
+# (docs/text_head.md).
 TILT_SCALE = 2.0
-HEAD_MODE_WEIGHTS = {"with_text": {"audio": 0.1, "visual": 0.3}, "without_text": {"audio": 0.35, "visual": 1.0}}
+HEAD_MODE_WEIGHTS = {"audio": 0.1, "visual": 0.3}
 
 
 class LiteScorer(Scorer):
     """Fuses the evidence extractors' per-modality verdicts; no model weights of its own.
 
-    With a trained text head (``text_head``, loaded by ``from_path`` from checkpoints/text_head) the fusion is a
-    tilt of the head's calibrated distribution: ``p ∝ softmax((z + bias)/T + TILT_SCALE * u * class_valence)`` with
-    ``z`` the head's logits for the transcript (its logits for an empty transcript when text is not kept or absent)
-    and ``u = sum_m w_m c_m v_m`` over the kept, present audio/visual modalities (``w``: HEAD_MODE_WEIGHTS'
-    with/without-text set). The text-only coalition IS the head's distribution. Without a head, the valence fusion
-    in the module docstring.
+    With a trained text head (``text_head``, loaded by ``from_path`` from omni_mer/texthead/model), every coalition
+    that keeps a present text modality is a tilt of the head's calibrated distribution:
+    ``p ∝ softmax((z + bias)/T + TILT_SCALE * u * class_valence)`` with ``z`` the head's logits for the transcript
+    and ``u = sum_m w_m c_m v_m`` over the kept, present audio/visual modalities (``w``: HEAD_MODE_WEIGHTS). The
+    text-only coalition IS the head's distribution. Coalitions without words (silent clips, and the Shapley
+    coalitions that drop text) have nothing for the head to read and use the valence fusion in the module docstring,
+    as without a head: an empty transcript reads as confidently NEUT to the head (p = 0.56 in English), which would
+    silence the face on every silent clip (measured: 0 of 18 weakly labelled silent actor clips kept their polarity,
+    against 9 with the valence fusion).
     """
 
     name = "lite"
@@ -142,16 +144,14 @@ class LiteScorer(Scorer):
                  head_weights: dict[str, float] | None = None) -> None:
         self.calibration = calibration or Calibration()
         self.text_head = text_head
-        self.head_weights = {k: dict(v) for k, v in (HEAD_MODE_WEIGHTS if head_weights is None else head_weights).items()}
-        if set(self.head_weights) != {"with_text", "without_text"} or any(
-                set(v) != {"audio", "visual"} for v in self.head_weights.values()):
-            raise ValueError(f"head_weights {head_weights!r} must be {{'with_text'|'without_text': "
-                             f"{{'audio': w, 'visual': w}}}}")
+        self.head_weights = dict(HEAD_MODE_WEIGHTS if head_weights is None else head_weights)
+        if set(self.head_weights) != {"audio", "visual"}:
+            raise ValueError(f"head_weights {head_weights!r} must give exactly 'audio' and 'visual'")
 
     @classmethod
     def from_path(cls, path: Path | None, text_head_dir: Path | None = None) -> "LiteScorer":
         """Use the calibration at ``path`` (default checkpoints/lite/calibration.json) when it exists, and the
-        text head at ``text_head_dir`` (default checkpoints/text_head) when it exists."""
+        text head at ``text_head_dir`` (default omni_mer/texthead/model) when it exists."""
         from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
 
         head_dir = Path(text_head_dir) if text_head_dir else DEFAULT_HEAD_DIR
@@ -172,20 +172,22 @@ class LiteScorer(Scorer):
             {m: evidence.modality(m).valence for m in used}, {m: evidence.modality(m).confidence for m in used}
         )
 
+    def uses_head(self, evidence: Evidence, keep: frozenset[str]) -> bool:
+        """Whether this coalition is scored by the text head (a head is loaded and present text is kept)."""
+        return self.text_head is not None and "text" in keep and evidence.text.present
+
     def head_inputs(self, evidence: Evidence, keep: frozenset[str]) -> tuple[np.ndarray, float]:
-        """Text-head mode: (logits, tilt) of a coalition (see the class docstring)."""
+        """Text-head mode: (logits, tilt) of a coalition that keeps the words (see the class docstring)."""
         head = self.text_head
         text = evidence.text
-        with_text = "text" in keep and text.present
         z = head.prior_logits()
-        if with_text:
-            if all(f"head_z_{lab}" in text.features for lab in LABELS):
-                z = np.asarray([text.features[f"head_z_{lab}"] for lab in LABELS], dtype=np.float64)
-            else:  # text evidence from elsewhere (a manifest, a test): its valence tilts the empty-transcript reading
-                z = z + head.calibration_for(evidence.language).temperature * TILT_SCALE * (
-                    text.confidence * text.valence) * CLASS_VALENCE
+        if all(f"head_z_{lab}" in text.features for lab in LABELS):
+            z = np.asarray([text.features[f"head_z_{lab}"] for lab in LABELS], dtype=np.float64)
+        else:  # text evidence from elsewhere (a manifest, a test): its valence tilts the empty-transcript reading
+            z = z + head.calibration_for(evidence.language).temperature * TILT_SCALE * (
+                text.confidence * text.valence) * CLASS_VALENCE
         u = 0.0
-        for m, w in self.head_weights["with_text" if with_text else "without_text"].items():
+        for m, w in self.head_weights.items():
             me = evidence.modality(m)
             if m in keep and me.present:
                 u += w * me.confidence * me.valence
@@ -193,15 +195,13 @@ class LiteScorer(Scorer):
 
     def score(self, clip: Clip, evidence: Evidence, keep: frozenset[str]) -> np.ndarray:
         keep = check_keep(keep)
-        if self.text_head is not None:
+        if self.uses_head(evidence, keep):
             z, tilt = self.head_inputs(evidence, keep)
             return self.text_head.probs(z, evidence.language, tilt)[0]
         params = self.calibration.for_language(evidence.language)
         return params.distribution(self.fused_valence(evidence, keep))
 
     def prior(self) -> np.ndarray:
-        if self.text_head is not None:
-            return self.text_head.probs(self.text_head.prior_logits(), "en")[0]
         return self.calibration.default.distribution(0.0)
 
     def version(self) -> str:

@@ -1,8 +1,10 @@
 """Flags for the text-head commands: TrlParser over a config dataclass (``--config recipe.yaml`` + flag overrides,
-kebab or snake case), with a bad value reported as one line naming it instead of a traceback."""
+kebab-case first, the snake-case YAML-key spelling works too), with a bad value reported as one line naming it
+instead of a traceback."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import TypeVar
 
@@ -13,9 +15,15 @@ def parse_config(cls: type[T], argv: list[str] | None, prog: str, description: s
     """An instance of dataclass ``cls`` from ``argv``; exits 2 with ``prog: error: ...`` on a bad value."""
     from trl import TrlParser
 
-    parser = TrlParser(cls, prog=prog, description=(description or "").strip().splitlines()[0] if description else None)
+    first = (description or "").strip().splitlines()[0] if description else None
+    parser = TrlParser(cls, prog=prog, description=first)
+    parser.add_argument("--config", metavar="RECIPE.yaml", default=argparse.SUPPRESS,
+                        help="YAML whose keys set the defaults; flags given here override it")
+    for action in parser._actions:  # kebab-case first in usage and help, like every other omni-mer command
+        action.option_strings.sort(key=lambda opt: "_" in opt)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        (cfg,) = parser.parse_args_and_config(list(sys.argv[1:] if argv is None else argv))
+        (cfg,) = parser.parse_args_and_config(args)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))  # SystemExit(2) with one line on stderr
     return cfg

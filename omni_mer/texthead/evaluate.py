@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate_head(head, examples, split=cfg.split, embed=embed)
     if cfg.crosslingual:
         known = set(TrainTextConfig.__dataclass_fields__)
-        base = TrainTextConfig(**{k: v for k, v in head.meta.get("config", {}).items() if k in known},
-                               data=cfg.data, threads=cfg.threads)
+        saved = {k: v for k, v in head.meta.get("config", {}).items() if k in known}
+        base = TrainTextConfig(**{**saved, "data": cfg.data, "threads": cfg.threads})
         metrics["crosslingual"] = crosslingual(examples, base, embed, split=cfg.split)
     path = write_metrics(metrics, Path(cfg.out) / "metrics.json")
     emit(json.dumps({k: {m: round(v[m], 4) if isinstance(v[m], float) else v[m] for m in ("acc5", "uar", "mae", "n")}

@@ -14,7 +14,7 @@ Public API:
     TextHead(w1, b1, w2, b2, calibration, encoder_id, meta)
         .logits(emb) -> (n, 5)   .probs(logits, lang, tilt=0) -> (n, 5)   .predict(emb, lang) -> (probs, logits)
         .prior_logits() -> (5,)  .save(dir)   TextHead.load(dir)
-    DEFAULT_HEAD_DIR             checkpoints/text_head (committed)
+    DEFAULT_HEAD_DIR             omni_mer/texthead/model (committed, package data)
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.config import PROJECT_ROOT
 from omni_mer.labels import LABELS
 from omni_mer.ordinal import CLASS_VALENCE
 
-DEFAULT_HEAD_DIR = PROJECT_ROOT / "checkpoints" / "text_head"
+# shipped inside the package (weights ~0.4 MB + model card), so a wheel install has it too
+DEFAULT_HEAD_DIR = Path(__file__).resolve().parent / "model"
 LANGUAGES = ("en", "zh")
 FORMAT_VERSION = 2
 N_CLASSES = len(LABELS)

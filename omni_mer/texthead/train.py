@@ -1,6 +1,6 @@
 """`omni-mer train-text`: fit the text head on the train splits, select on valid, report on test.
 
-    omni-mer train-text --data ../shared/data/text --out checkpoints/text_head
+    omni-mer train-text --data ../shared/data/text --out omni_mer/texthead/model
 
 Model: multilingual-e5-small embedding (frozen, cached) -> Linear(384, hidden) -> GELU -> Dropout -> Linear(hidden, 5)
 = class logits shared by both languages. Loss per example:
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +44,16 @@ class TrainTextConfig:
     """Everything `omni-mer train-text` needs; every field is a flag (``--hidden-size 256``)."""
 
     data: str = field(default="../shared/data/text", metadata={"help": "folder of the labelled tables"})
-    out: str = field(default=str(DEFAULT_HEAD_DIR), metadata={"help": "where head.npz/head.json/metrics go"})
+    out: str = field(default="runs/text_head", metadata={
+        "help": f"where head.npz/head.json/metrics/model card go (the shipped head: {DEFAULT_HEAD_DIR})"})
     cache: str = field(default=str(DEFAULT_CACHE), metadata={"help": "SQLite embedding cache (text, encoder) -> vector"})
     train_datasets: str = field(default="mosei,mosi,sims,sims2,mer2023",
                                 metadata={"help": f"comma-separated train sets, of {','.join(DATASETS)}"})
     train_languages: str = field(default="en,zh", metadata={"help": "keep train examples in these languages "
                                                                      "(after translation): en, zh or en,zh"})
+    aux_datasets: str = field(default="", metadata={
+        "help": "comma-separated extra train-only sets (meld, sst5, waimai, chnsenticorp); empty for none"})
+    aux_scale: float = field(default=0.3, metadata={"help": "loss weight of an auxiliary example vs a dataset one"})
     use_translations: bool = field(default=True, metadata={"help": "add the machine translations as examples"})
     noise_fraction: float = field(default=0.0, metadata={"help": "share of train rows added again with ASR-like noise"})
     hidden_size: int = field(default=256, metadata={"help": "MLP hidden width"})
@@ -63,6 +67,7 @@ class TrainTextConfig:
     language_balance: bool = field(default=True, metadata={"help": "both languages weigh the same in the loss"})
     aux_weight: float = field(default=0.5, metadata={"help": "weight of the continuous-score regression"})
     language_feature: bool = field(default=False, metadata={"help": "give the head a one-hot of the language"})
+    ensemble: int = field(default=1, metadata={"help": "MLPs trained with seeds seed..seed+n-1, logits averaged"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     threads: int = field(default=2, metadata={"help": "CPU threads for embedding and torch"})
 
@@ -78,15 +83,24 @@ class TrainTextConfig:
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} {v}: must be in [0, 1)")
-        for name in ("hidden_size", "epochs", "batch_size", "threads"):
+        for name in ("hidden_size", "epochs", "batch_size", "threads", "ensemble"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
-        if self.class_balance < 0 or self.aux_weight < 0 or self.learning_rate <= 0:
+        from omni_mer.texthead.corpus import AUX_DATASETS
+
+        bad_aux = [d for d in self.aux_dataset_list if d not in AUX_DATASETS]
+        if bad_aux:
+            raise ValueError(f"--aux-datasets {self.aux_datasets!r}: unknown {bad_aux}; valid: {', '.join(AUX_DATASETS)}")
+        if self.class_balance < 0 or self.aux_weight < 0 or self.learning_rate <= 0 or self.aux_scale < 0:
             raise ValueError("--class-balance and --aux-weight must be >= 0 and --learning-rate > 0")
 
     @property
     def train_dataset_list(self) -> list[str]:
         return [d.strip() for d in self.train_datasets.split(",") if d.strip()]
+
+    @property
+    def aux_dataset_list(self) -> list[str]:
+        return [d.strip() for d in self.aux_datasets.split(",") if d.strip()]
 
     @property
     def train_language_list(self) -> list[str]:
@@ -200,6 +214,52 @@ def validation_objective(logits_of, examples: list[TextExample], calibration: di
     return float(np.mean(vals))
 
 
+def _fit_one(cfg: TrainTextConfig, seed: int, X, D, T, V, W, n_datasets: int, inputs_of, examples):
+    """One MLP: AdamW with a one-cycle schedule; the epoch with the best validation objective is kept."""
+    import torch
+    from tqdm.auto import trange
+
+    net = _Net(X.shape[1], replace(cfg, seed=seed), n_datasets)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps_per_epoch = int(np.ceil(len(X) / cfg.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate, total_steps=cfg.epochs * steps_per_epoch,
+                                                pct_start=0.1)
+    g = torch.Generator().manual_seed(seed)
+    logits_of = lambda exs: net.logits(inputs_of(exs))  # noqa: E731
+    history, best, best_state = [], -1.0, None
+    for epoch in trange(cfg.epochs, desc=f"train-text seed {seed}", unit="epoch",
+                        disable=not log.isEnabledFor(logging.INFO)):
+        perm = torch.randperm(len(X), generator=g)
+        total = 0.0
+        for i in range(steps_per_epoch):
+            b = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            loss = net.loss(X[b], D[b], T[b], V[b], W[b], cfg.aux_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(b)
+        score = validation_objective(logits_of, examples, fit_all_calibrations(logits_of, examples))
+        history.append({"epoch": epoch + 1, "train_loss": total / len(X), "valid_objective": score})
+        if score > best:
+            best = score
+            best_state = ({k: v.clone() for k, v in net.mlp.state_dict().items()}, epoch + 1)
+    net.mlp.load_state_dict(best_state[0])
+    return net, best_state[1], history
+
+
+def _combine(nets: list[_Net], encoder_id: str, language_feature: bool) -> TextHead:
+    """An ensemble as ONE wider MLP: hidden layers side by side, output weights averaged (= mean of the logits)."""
+    parts = [net.to_head({lang: LanguageCalibration((0.0,) * 5, 1.0) for lang in LANGUAGES}, encoder_id, {})
+             for net in nets]
+    n = len(parts)
+    return TextHead(
+        w1=np.concatenate([p.w1 for p in parts], axis=1), b1=np.concatenate([p.b1 for p in parts]),
+        w2=np.concatenate([p.w2 for p in parts], axis=0) / n, b2=np.mean([p.b2 for p in parts], axis=0),
+        calibration=parts[0].calibration, encoder_id=encoder_id, language_feature=language_feature,
+    )
+
+
 def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, embed=None) -> tuple[TextHead, dict]:
     """Train on ``examples`` (default: the corpus under cfg.data); ``embed(texts) -> (n, dim)`` (default: cache)."""
     import torch
@@ -226,6 +286,12 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
         noisy = [TextExample(**{**asdict(train[i]), "text": asr_noise(train[i].text, train[i].lang, rng)})
                  for i in sorted(pick)]
         train = train + noisy
+    if cfg.aux_dataset_list:
+        from omni_mer.texthead.corpus import load_aux
+
+        aux = [e for e in load_aux(cfg.data, cfg.aux_dataset_list) if e.lang in cfg.train_language_list]
+        log.info("train-text: %d auxiliary examples (%s)", len(aux), cfg.aux_datasets)
+        train = train + aux
     if not train:
         raise ValueError(f"no train examples for datasets {cfg.train_dataset_list} in {cfg.train_language_list}")
     log.info("train-text: %d train examples (%s)", len(train), cfg.train_datasets)
@@ -233,15 +299,17 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
 
     cache_by_text: dict[str, np.ndarray] = {}
 
-    def emb_of(exs: list[TextExample]) -> np.ndarray:
+    def raw_of(exs: list[TextExample]) -> np.ndarray:
         miss = list(dict.fromkeys(e.text for e in exs if e.text not in cache_by_text))
         if miss:
             for t, v in zip(miss, embed(miss)):
                 cache_by_text[t] = v
-        return head_inputs(np.stack([cache_by_text[e.text] for e in exs]), [e.lang for e in exs],
-                           cfg.language_feature)
+        return np.stack([cache_by_text[e.text] for e in exs])
 
-    x = emb_of(train)
+    def inputs_of(exs: list[TextExample]) -> np.ndarray:  # what the network reads (+ the language one-hot)
+        return head_inputs(raw_of(exs), [e.lang for e in exs], cfg.language_feature)
+
+    x = inputs_of(train)
 
     ds_names = sorted({e.dataset for e in train})
     d_idx = np.asarray([ds_names.index(e.dataset) for e in train])
@@ -249,45 +317,29 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
     target = _smoothed_targets(y, cfg.neighbour_smoothing)
     val = np.asarray([e.valence for e in train])
     w = _weights(train, cfg)
+    if cfg.aux_dataset_list:
+        is_aux = np.asarray([e.dataset not in DATASETS for e in train])
+        w[is_aux] *= cfg.aux_scale
+        w /= w.mean()
 
-    net = _Net(x.shape[1], cfg, len(ds_names))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    steps_per_epoch = int(np.ceil(len(train) / cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate, total_steps=cfg.epochs * steps_per_epoch,
-                                                pct_start=0.1)
     X, D, T = torch.from_numpy(x), torch.from_numpy(d_idx), torch.from_numpy(target.astype(np.float32))
     V, W = torch.from_numpy(val.astype(np.float32)), torch.from_numpy(w.astype(np.float32))
-    g = torch.Generator().manual_seed(cfg.seed)
-    logits_of = lambda exs: net.logits(emb_of(exs))  # noqa: E731
-    history, best, best_state = [], -1.0, None
-    from tqdm.auto import trange
-
-    for epoch in trange(cfg.epochs, desc="train-text", unit="epoch", disable=not log.isEnabledFor(logging.INFO)):
-        perm = torch.randperm(len(train), generator=g)
-        total = 0.0
-        for i in range(steps_per_epoch):
-            b = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            loss = net.loss(X[b], D[b], T[b], V[b], W[b], cfg.aux_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(b)
-        calibration = fit_all_calibrations(logits_of, examples)
-        score = validation_objective(logits_of, examples, calibration)
-        history.append({"epoch": epoch + 1, "train_loss": total / len(train), "valid_objective": score})
-        if score > best:
-            best = score
-            best_state = ({k: v.clone() for k, v in net.mlp.state_dict().items()}, epoch + 1)
-    net.mlp.load_state_dict(best_state[0])
-    calibration = fit_all_calibrations(logits_of, examples)
+    members, history = [], []
+    for k in range(cfg.ensemble):
+        net, best_epoch, hist = _fit_one(cfg, cfg.seed + k, X, D, T, V, W, len(ds_names), inputs_of, examples)
+        members.append((net, best_epoch))
+        history.append(hist)
+    head = _combine([net for net, _ in members], encoder_id, cfg.language_feature)
+    logits_of = lambda exs: head.logits(raw_of(exs), [e.lang for e in exs])  # noqa: E731
+    head.calibration = fit_all_calibrations(logits_of, examples)
     meta = {
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "cache")},
-        "best_epoch": best_state[1], "valid_objective": validation_objective(logits_of, examples, calibration),
-        "n_train": len(train), "train_seconds": round(time.perf_counter() - t0, 1), "history": history,
+        "best_epoch": [e for _, e in members] if cfg.ensemble > 1 else members[0][1],
+        "valid_objective": validation_objective(logits_of, examples, head.calibration),
+        "n_train": len(train), "train_seconds": round(time.perf_counter() - t0, 1),
+        "history": history if cfg.ensemble > 1 else history[0],
     }
-    head = net.to_head(calibration, encoder_id, meta)
-    head.language_feature = cfg.language_feature
+    head.meta = meta
     if cfg.language_feature:  # no language for "nothing said": the mean of the two readings
         head.empty_logits = np.mean([head.logits(embed([""]), lang)[0] for lang in LANGUAGES], axis=0)
     else:
