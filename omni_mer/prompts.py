@@ -13,12 +13,11 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from omni_mer.config import MODALITIES, MediaConfig
+from omni_mer.config import LANGUAGES, MODALITIES, MediaConfig
 from omni_mer.labels import LABEL_NAMES, LABELS
 
 PROMPTS_ENV = "OMNI_MER_PROMPTS"
 PROMPTS_PACKAGE_DIR = "prompt_texts"  # omni_mer/prompt_texts/ (package data; see pyproject.toml)
-LANGUAGES = ("en", "zh")
 # The answer format both scorers write and training targets use.
 ANSWER_FORMAT = "<think>…</think><answer>LABEL</answer>"
 

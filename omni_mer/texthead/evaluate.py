@@ -25,7 +25,8 @@ import numpy as np
 from omni_mer.labels import LABELS
 from omni_mer.metrics import classification_metrics
 from omni_mer.texthead.corpus import DATASETS, TextExample, load_corpus, select
-from omni_mer.texthead.head import DEFAULT_HEAD_DIR, LANGUAGES, TextHead
+from omni_mer.config import LANGUAGES
+from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.config import PROJECT_ROOT
+from omni_mer.config import LANGUAGES, PROJECT_ROOT
 from omni_mer.labels import LABEL_INDEX
 from omni_mer.texthead.corpus import DATASETS, TextExample, load_corpus, select
-from omni_mer.texthead.head import DEFAULT_HEAD_DIR, LANGUAGES, LanguageCalibration, TextHead
+from omni_mer.texthead.head import DEFAULT_HEAD_DIR, LanguageCalibration, TextHead
 
 log = logging.getLogger(__name__)
 
