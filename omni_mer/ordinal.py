@@ -1,4 +1,5 @@
-"""The ordinal (cumulative-logit) link shared by the lite fusion and the text head: a latent score -> 5 classes.
+"""The ordinal (cumulative-logit) link of the lite valence fusion (a latent score -> 5 classes), and the class
+valences that the text head's training, cues and fusion tilt use.
 
     P(y <= k) = sigmoid((theta_k - s) / temperature),   k = SNEG..WPOS (four increasing thresholds)
 """

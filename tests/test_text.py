@@ -190,6 +190,9 @@ def test_head_cue_times_come_from_word_timestamps(with_head):
     text = "The food was great but the service was awful."
     words = [(0.0 + 0.4 * i, 0.4 + 0.4 * i, w) for i, w in enumerate(text.split())]
     ev = with_head.analyze_text(text, "en", words=words, duration=5.0)
+    assert ev.cues
     for c in ev.cues:
-        first = next(i for i, w in enumerate(text.split()) if w.strip(".").startswith(c.text.split()[0]))
+        assert text.count(c.text) == 1, c.text  # the phrase is a verbatim, unique piece of the transcript
+        first = len(text[:text.index(c.text)].split())  # its first word's index
         assert c.start == pytest.approx(0.4 * first, abs=1e-6)
+        assert c.end == pytest.approx(0.4 * (first + len(c.text.split())), abs=1e-6)

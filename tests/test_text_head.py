@@ -1,5 +1,6 @@
-"""The text head: dataset adapters for text-only tables, the ordinal head, its save/load, occlusion cues, the
-train-text / eval-text commands (on a tiny table tree written here), and the shipped head on the real tables."""
+"""The text head: dataset adapters for text-only tables, the head's output and calibration, its save/load, the word
+cues, the lite fusion in head mode, the train-text / eval-text commands (on a tiny table tree written here), and the
+shipped head (polarity in both languages; its recorded metrics against the real tables when ../shared/data is here)."""
 
 import csv
 import json
@@ -302,3 +303,18 @@ def test_prepare_names_a_missing_folder_in_one_line(tmp_path, capsys):
         cli_main(["prepare", "--mosei", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.jsonl")])
     assert e.value.code == 2 and "nowhere: not a folder" in capsys.readouterr().err
     assert not (tmp_path / "m.jsonl").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_TEXT / "MOSEI" / "label.csv").is_file(), reason="../shared/data/text is absent")
+def test_shipped_metrics_match_the_shipped_head(tmp_path):
+    """metrics.json next to the shipped head is what the head scores on the real test splits (MOSEI, SIMS v2)."""
+    from omni_mer.texthead.evaluate import evaluate_head
+
+    head = TextHead.load(DEFAULT_HEAD_DIR)
+    recorded = json.loads((DEFAULT_HEAD_DIR / "metrics.json").read_text(encoding="utf-8"))
+    examples = select(load_corpus(SHARED_TEXT), datasets=["mosei", "sims2"])
+    got = evaluate_head(head, examples, split="test", cache=tmp_path / "emb.sqlite", noise=False)
+    for name in ("MOSEI", "SIMSv2", "SIMSv2/translated"):
+        for k in ("acc5", "uar", "n"):
+            assert got[name][k] == pytest.approx(recorded[name][k], abs=2e-3), (name, k)

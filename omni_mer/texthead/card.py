@@ -8,8 +8,12 @@ from omni_mer.texthead.corpus import DATASETS
 
 
 def card_text(head, metrics: dict, data: str) -> str:
-    """Markdown: what the head is, the data and splits it learned from, its bands, its test metrics, the licence."""
+    """Markdown: what the head is, the data and splits it learned from, its calibration, its test metrics, the licence."""
+    from omni_mer.texthead.train import CALIBRATION_DATASETS
+
     cfg = head.meta.get("config", {})
+    pools = " and ".join(f"{lang} ({' + '.join(DATASETS[d][0] for d in ds)} valid)"
+                         for lang, ds in CALIBRATION_DATASETS.items())
     train_sets = ", ".join(DATASETS[d][0] for d in cfg.get("train_datasets", "").split(",") if d in DATASETS)
     lines = [
         "# omni-mer text sentiment head",
@@ -26,7 +30,7 @@ def card_text(head, metrics: dict, data: str) -> str:
         + (f", plus {cfg.get('noise_fraction', 0):.0%} of them again with ASR-like noise"
            if cfg.get("noise_fraction") else "") + ".",
         f"- **Selection**: best of {cfg.get('epochs')} epochs by the validation objective (Acc-5 + UAR) / 2 averaged "
-        f"over en (MOSEI valid) and zh (SIMS v2 valid): epoch {head.meta.get('best_epoch')}, objective "
+        f"over {pools}: epoch {head.meta.get('best_epoch')}, objective "
         f"{head.meta.get('valid_objective', float('nan')):.4f}; {head.meta.get('n_train')} train examples, "
         f"{head.meta.get('train_seconds')} s on the CPU.",
         "- **Reproduce**: `omni-mer train-text --data ../shared/data/text --out omni_mer/texthead/model`; measure: "

@@ -15,7 +15,7 @@ contiguous phrases (boundaries moved onto punctuation where one is a word away),
 Public API:
     Unit(text, char_start, char_end)
     split_units(text, lang, max_units) -> list[Unit]
-    occlusion(head, encoder, text, lang, max_units=6) -> (probs, logits, list[(Unit, drop, effect)])
+    occlusion(head, encoder, text, lang, max_units=5) -> (probs, logits, list[(Unit, drop, effect)])
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _words(text: str, lang: str) -> list[Unit]:
     return [Unit(m.group(0), m.start(), m.end()) for m in _WORD_EN.finditer(text)]
 
 
-def split_units(text: str, lang: str, max_units: int = 6) -> list[Unit]:
+def split_units(text: str, lang: str, max_units: int = 5) -> list[Unit]:
     """Words of ``text``, merged into at most ``max_units`` contiguous phrases when there are more."""
     if max_units < 1:
         raise ValueError(f"max_units={max_units} must be >= 1")
@@ -81,9 +81,9 @@ def _without(text: str, u: Unit, lang: str) -> str:
     return re.sub(r"\s+", " ", (text[:u.char_start].rstrip() + joiner + text[u.char_end:].lstrip())).strip()
 
 
-def occlusion(head, encoder, text: str, lang: str, max_units: int = 6):
+def occlusion(head, encoder, text: str, lang: str, max_units: int = 5):
     """The head's probs and logits for ``text`` and, per unit, (unit, drop, effect) — see the module docstring."""
-    units = split_units(text, lang, max_units) if len(_words(text, lang)) > 1 else []
+    units = split_units(text, lang, max_units)
     n = len(units)
     variants = [text] + [_without(text, u, lang) or " " for u in units] + [u.text for u in units]
     emb = encoder.encode(variants)

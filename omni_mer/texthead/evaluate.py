@@ -2,15 +2,17 @@
 
     omni-mer eval-text --data ../shared/data/text --split test --out runs/text_eval
 
-``DIR/metrics.json`` = {"<dataset>": {"acc5", "uar", "mae", "n", ...} for MOSEI, MOSI, SIMS, SIMSv2, MER2023
+``DIR/metrics.json`` = {"<dataset>": {"acc5", "uar", "mae", "n", ...} for MOSEI, MOSI, SIMSv2, MER2023
 (native transcripts), "<dataset>/translated": the same rows machine-translated into the other language,
 "<dataset>/asr_noise": the same rows with ASR-like noise (texthead/noise.py), "crosslingual": {...}}.
 
+(SIMS v1 is a subset of SIMS v2 and is not loaded: corpus.DEFAULT_DATASETS.)
+
 Cross-lingual matrix: heads trained with the shipped head's settings on native train rows of en only (MOSEI+MOSI),
-zh only (SIMS+SIMSv2+MER2023) and both, no translations, each tested on en and zh native and translated rows.
+zh only (SIMSv2+MER2023) and both, no translations, each tested on en and zh native and translated rows.
 ``retention[train][test] = acc5(train -> test) / acc5(test -> test)``. Calibration: "strict" uses only the
-training language's validation rows (true zero-shot); "adapted" refits the test language's five class biases and
-temperature on its validation rows (a few hundred labels, no retraining).
+training language's validation rows, for selection too (true zero-shot); "adapted" refits the test language's
+five class biases and temperature on its validation rows (a few hundred labels, no retraining).
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ import numpy as np
 
 from omni_mer.labels import LABELS
 from omni_mer.metrics import classification_metrics
-from omni_mer.texthead.corpus import DATASETS, TextExample, load_corpus, select
+from omni_mer.texthead.corpus import DATASETS, DEFAULT_DATASETS, TextExample, load_corpus, select
 from omni_mer.config import LANGUAGES
 from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
-CROSS_TRAIN = {"en": ("mosei", "mosi"), "zh": ("sims", "sims2", "mer2023"), "both": tuple(DATASETS)}
+CROSS_TRAIN = {"en": ("mosei", "mosi"), "zh": ("sims2", "mer2023"), "both": DEFAULT_DATASETS}
 NOISE_RATE = 0.1
 NOISE_SEED = 1234
 
@@ -52,9 +54,12 @@ class _Embedder:
 
 
 def predict_labels(head: TextHead, examples: list[TextExample], embed) -> list[str]:
-    """Argmax labels of the head for each example, in the example's own language's bands."""
+    """Argmax labels of the head for each example, under the example's own language's calibration."""
     if not examples:
         return []
+    unknown = sorted({e.lang for e in examples} - set(LANGUAGES))
+    if unknown:
+        raise ValueError(f"examples in languages {unknown}; the text head reads {', '.join(LANGUAGES)}")
     z = head.logits(embed([e.text for e in examples]), [e.lang for e in examples])
     out = []
     for lang in LANGUAGES:
@@ -116,11 +121,9 @@ def crosslingual(examples: list[TextExample], base_config, embed, split: str = "
         heads[name] = head
         for mode in ("strict", "adapted"):
             h = head
-            if mode == "adapted" and name != "both":
+            if mode == "adapted" and name != "both":  # the strict head's calibration is the trained language's
                 h = replace(head, calibration=fit_all_calibrations(
                     lambda exs, h0=head: h0.logits(embed([e.text for e in exs]), [e.lang for e in exs]), examples))
-            elif mode == "strict" and name != "both":
-                h = replace(head, calibration={lang: head.calibration[name] for lang in LANGUAGES})
             accs, uars = {}, {}
             for test, exs in tests.items():
                 if not exs:
@@ -172,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     from omni_mer.texthead.train import DEFAULT_CACHE, TrainTextConfig
 
     cfg = parse_config(EvalTextConfig, argv, prog="omni-mer eval-text", description=main.__doc__)
+    from omni_mer.cli import user_error
+
     try:
         head = TextHead.load(cfg.head)
-    except ValueError as exc:
-        emit(f"omni-mer eval-text: {exc}")
-        return 2
-    examples = load_corpus(cfg.data)
+        examples = load_corpus(cfg.data)
+    except (ValueError, FileNotFoundError) as exc:
+        return user_error("omni-mer eval-text", exc)
     embed = _Embedder(cfg.cache or DEFAULT_CACHE, cfg.threads)
     metrics = evaluate_head(head, examples, split=cfg.split, embed=embed)
     if cfg.crosslingual:

@@ -4,8 +4,8 @@ The network is a one-hidden-layer MLP shared by both languages, so that a Chines
 same meaning get the same logits. What differs per language is the calibration: a bias per class and a temperature,
 fitted on that language's validation rows (``omni-mer train-text``, texthead/calibrate.py), because MOSEI and
 CH-SIMS v2 annotators use the five classes with different frequencies. The classes are ordered: training smooths
-targets onto the ordinal neighbours and regresses the expected valence, and the fusion tilts the distribution along
-the class valences (``tilt``). Inference is numpy only (no torch import in the default job).
+targets onto the ordinal neighbours (an optional expected-valence regression measured no better), and the fusion
+tilts the distribution along the class valences (``tilt``). Inference is numpy only (no torch import in the default job).
 
 Files (``save``/``load``): ``head.npz`` (weights, float32) and ``head.json`` (encoder id, calibration, provenance).
 
@@ -92,6 +92,7 @@ class TextHead:
     meta: dict = field(default_factory=dict)
     empty_logits: np.ndarray = field(default_factory=lambda: np.zeros(N_CLASSES))  # the head on an empty transcript
     language_feature: bool = False  # the input also carries a one-hot of the transcript's language
+    digest: str = "unsaved"  # short hash of the files it was loaded from (names the head in explanations)
 
     def __post_init__(self) -> None:
         missing = [lang for lang in LANGUAGES if lang not in self.calibration]
@@ -114,7 +115,9 @@ class TextHead:
         return (h @ self.w2 + self.b2).astype(np.float64)
 
     def calibration_for(self, lang: str | None) -> LanguageCalibration:
-        return self.calibration.get(lang or "", self.calibration["en"])
+        if lang not in self.calibration:
+            raise ValueError(f"the text head has no calibration for language {lang!r}; valid: {', '.join(self.calibration)}")
+        return self.calibration[lang]
 
     def probs(self, logits: np.ndarray, lang: str | None, tilt: np.ndarray | float = 0.0) -> np.ndarray:
         return self.calibration_for(lang).apply(logits, tilt)
@@ -153,8 +156,11 @@ class TextHead:
             with np.load(folder / "head.npz") as z:
                 w1, b1, w2, b2, empty = z["w1"], z["b1"], z["w2"], z["b2"], z["empty_logits"]
             cal = {k: LanguageCalibration(**v) for k, v in info["calibration"].items()}
+            import hashlib
+
+            digest = hashlib.sha1((folder / "head.npz").read_bytes() + (folder / "head.json").read_bytes()).hexdigest()
             return cls(w1=w1, b1=b1, w2=w2, b2=b2, calibration=cal, encoder_id=info["encoder"],
                        meta=info.get("meta", {}), empty_logits=empty.astype(np.float64),
-                       language_feature=bool(info.get("language_feature", False)))
+                       language_feature=bool(info.get("language_feature", False)), digest=digest[:12])
         except (OSError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{folder}: not a valid text head ({type(exc).__name__}: {exc})") from exc
