@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,19 +24,27 @@ def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    # backslashreplace: a lone surrogate (a non-UTF-8 file name in a decoder message) must not abort the write
+    with open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
+def _csv_field(value) -> str:
+    """One CSV field, quoted when it holds a delimiter, a quote or a line break (csv.writer with
+    lineterminator="\n" leaves a lone \r unquoted, which every reader takes for a row break)."""
+    text = "" if value is None else str(value)
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _csv_text(header: list[str], rows: list[list]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
+    """RFC 4180 fields, "\n" line ends: simple IDs stay unquoted (``ID,Label`` exact), csv.reader reads back one
+    row per record whatever the fields hold."""
+    return "".join(",".join(_csv_field(v) for v in row) + "\n" for row in [header, *rows])
 
 
 def safe_dirname(clip_id: str) -> str:
@@ -55,33 +62,85 @@ def inside(parent: Path, child: Path) -> Path:
     return child_r
 
 
+def _journal_problem(rec: object) -> str | None:
+    """Why a parsed journal line cannot be trusted as a finished file, or None."""
+    from omni_mer.labels import LABELS
+
+    if not isinstance(rec, dict):
+        return f"not a record (a JSON {type(rec).__name__})"
+    if not isinstance(rec.get("id"), str):
+        return "no string 'id'"
+    if rec.get("label") not in LABELS:
+        return f"label {rec.get('label')!r} is not one of {', '.join(LABELS)}"
+    err = rec.get("error")
+    if err is not None and not (isinstance(err, dict) and isinstance(err.get("stage"), str)
+                                and isinstance(err.get("reason"), str)):
+        return f"malformed 'error' {err!r:.60}"
+    return None
+
+
 class Journal:
-    """Append-only JSONL of finished files, fsynced per line; a torn last line (kill -9) is ignored."""
+    """Append-only JSONL of finished files, fsynced per line.
+
+    Reading never crashes: a torn last line (kill -9), a line that is not UTF-8 or not JSON, a record without a
+    string ``id``, with a label outside LABELS or a malformed ``error`` is skipped with a warning naming the file
+    and line, so that file is simply redone. A journal path that is not a regular file (a directory) is reported
+    and moved aside (``<name>.damaged<time>``) before writing. Records are written as UTF-8 whatever they hold
+    (a lone surrogate from a non-UTF-8 file name is written as its JSON ``\\u`` escape)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     def load(self) -> dict[str, dict]:
         done: dict[str, dict] = {}
-        if not self.path.is_file():
+        if not self.path.exists():
             return done
-        with open(self.path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    log.warning("%s:%d: ignoring a torn line (interrupted run)", self.path, n)
-                    continue
-                done[rec["id"]] = rec
+        if not self.path.is_file():
+            log.warning("%s: the resume journal is not a regular file; ignoring it (those files are redone)",
+                        self.path)
+            return done
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            log.warning("%s: cannot read the resume journal (%s); ignoring it", self.path, exc)
+            return done
+        for n, raw in enumerate(data.split(b"\n"), 1):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                log.warning("%s:%d: ignoring a line that is not UTF-8 (torn by an interrupted run?)", self.path, n)
+                continue
+            except ValueError:
+                log.warning("%s:%d: ignoring a line that is not JSON (torn by an interrupted run?)", self.path, n)
+                continue
+            problem = _journal_problem(rec)
+            if problem:
+                log.warning("%s:%d: ignoring a journal line: %s (that file is redone)", self.path, n, problem)
+                continue
+            done[rec["id"]] = rec
         return done
 
+    def _move_aside(self) -> None:
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            aside = self.path.with_name(f"{self.path.name}.damaged{time.time_ns()}")
+            log.warning("%s: the resume journal is not a regular file; moved it to %s", self.path, aside.name)
+            os.replace(self.path, aside)
+
     def reset(self) -> None:
+        self._move_aside()
         if self.path.exists():
             self.path.unlink()
 
     def append(self, rec: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
+        self._move_aside()
+        text = json.dumps(rec, ensure_ascii=False)
+        try:
+            data = (text + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates (undecodable file-name bytes): ASCII escapes round-trip
+            data = (json.dumps(rec, ensure_ascii=True) + "\n").encode("utf-8")
         # A torn line left by a kill must not swallow this record: start on a fresh line if needed.
         if self.path.is_file() and self.path.stat().st_size:
             with open(self.path, "rb") as f:

@@ -14,6 +14,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -71,8 +72,66 @@ class InputItem:
     problem: str | None = None  # set when the entry must not be opened (reported as an error row)
 
 
+def display_name(name: str) -> str:
+    """``name`` as UTF-8-safe text: unchanged when it decodes, otherwise (a name with bytes that are not UTF-8,
+    which os.scandir hands over surrogate-escaped) each undecodable byte becomes ``\\xNN`` and each backslash
+    ``\\\\``, so the escape is reversible (``unescape_name``) and stable across runs."""
+    if not any("\udc80" <= c <= "\udcff" for c in name):
+        return name
+    out = []
+    for c in name:
+        if "\udc80" <= c <= "\udcff":
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif c == "\\":
+            out.append("\\\\")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def unescape_name(text: str) -> str:
+    """The inverse of ``display_name`` for an escaped name (the surrogate-escaped str os.fsencode accepts)."""
+    def one(m: re.Match) -> str:
+        return "\\" if m.group(1) == "\\" else chr(0xDC00 + int(m.group(1)[1:], 16))
+
+    return re.sub(r"\\(\\|x[0-9a-f]{2})", one, text)
+
+
+def assign_ids(names: list[str], id_with_ext: bool = False) -> list[str]:
+    """IDs for the entries ``names`` of one folder: injective and deterministic (independent of the order given).
+
+    The ID is the file stem (the file name with ``id_with_ext``). A file keeps its stem only if no other file has
+    the same stem and no other file's name equals it; otherwise it is identified by its file name (``a.mp4``,
+    ``a.mkv`` and ``a.mp4.mkv`` -> ``a.mp4``, ``a.mkv``, ``a.mp4.mkv``). Names are shown via ``display_name``; in
+    the one case where an escaped name equals another file's literal name, the later one (by raw name) gets
+    ``~2``, ``~3``, ... appended."""
+    full = [display_name(n) for n in names]
+    base = full if id_with_ext else [display_name(Path(n).stem) for n in names]
+    stem_count: dict[str, int] = {}
+    for b in base:
+        stem_count[b] = stem_count.get(b, 0) + 1
+    full_count: dict[str, int] = {}
+    for f in full:
+        full_count[f] = full_count.get(f, 0) + 1
+    ids = []
+    for b, f in zip(base, full):
+        clash = stem_count[b] > 1 or (b != f and full_count.get(b, 0) > 0)
+        ids.append(f if clash else b)
+    taken: set[str] = set()
+    out = [""] * len(names)
+    for i in sorted(range(len(names)), key=lambda i: (ids[i], os.fsencode(names[i]))):
+        rid, k = ids[i], 1
+        while rid in taken or (k > 1 and rid in ids):
+            k += 1
+            rid = f"{ids[i]}~{k}"
+        taken.add(rid)
+        out[i] = rid
+    return out
+
+
 def list_inputs(input_dir: Path, id_with_ext: bool = False) -> list[InputItem]:
-    """Every visible entry of ``input_dir`` that should get a CSV row, sorted by ID.
+    """Every visible entry of ``input_dir`` that should get a CSV row, sorted by ID (``assign_ids``: one distinct
+    ID per entry, valid UTF-8 even for names that are not).
 
     Symlinks pointing outside the folder are not followed; directories named like media files are reported.
     """
@@ -88,28 +147,29 @@ def list_inputs(input_dir: Path, id_with_ext: bool = False) -> list[InputItem]:
         if entry.is_symlink():
             target = path.resolve()
             if root not in target.parents:
-                problem = f"symlink to {target} points outside the input folder (not followed)"
+                problem = f"symlink to {display_name(str(target))} points outside the input folder (not followed)"
             elif not target.exists():
                 problem = "broken symlink"
         if problem is None and entry.is_dir():
             if path.suffix.lower() in MEDIA_EXTENSIONS:
                 problem = "is a directory, not a media file"
             else:
-                log.info("skipping sub-folder %s", path)
+                log.info("skipping sub-folder %s", display_name(str(path)))
                 continue
-        items.append(InputItem(path.name if id_with_ext else path.stem, path, problem))
-    counts: dict[str, int] = {}
-    for it in items:
-        counts[it.id] = counts.get(it.id, 0) + 1
-    for it in items:
-        if counts[it.id] > 1:  # a.mp4 and a.wav: keep both rows, distinguishable
-            log.warning("ID %r is shared by several files; using the file name %r as its ID", it.id, it.path.name)
-            it.id = it.path.name
+        items.append(InputItem("", path, problem))
+    ids = assign_ids([it.path.name for it in items], id_with_ext)
+    for it, rid in zip(items, ids):
+        it.id = rid
+        plain = display_name(it.path.name if id_with_ext else it.path.stem)
+        if rid != plain:  # a.mp4 and a.wav: keep both rows, distinguishable
+            log.warning("ID %r would be shared by several files; using %r for %r", plain, rid,
+                        display_name(it.path.name))
     return sorted(items, key=lambda it: it.id)
 
 
 def _error_record(item: InputItem, stage: str, reason: str, label: str) -> dict:
-    return {"id": item.id, "file": item.path.name, "label": label, "error": {"stage": stage, "reason": reason}}
+    return {"id": item.id, "file": display_name(item.path.name), "label": label,
+            "error": {"stage": stage, "reason": display_name(reason)}}  # reasons quote the (maybe non-UTF-8) name
 
 
 def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: str) -> dict:
@@ -128,7 +188,8 @@ def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: s
         log.exception("%s: analysis failed", item.path)
         return _error_record(item, "analyze", f"{type(exc).__name__}: {exc}", fallback_label)
     rec = {
-        "id": item.id, "file": item.path.name, "label": analysis.label, "probs": analysis.explanation["probs"],
+        "id": item.id, "file": display_name(item.path.name), "label": analysis.label,
+        "probs": analysis.explanation["probs"],
         "language": analysis.evidence.language, "transcript": analysis.evidence.transcript,
         "warnings": analysis.clip.warnings, "error": None,
     }
@@ -360,7 +421,7 @@ def _report_entries(supplements: Path, records: dict[str, dict]) -> list[dict]:
 
 def _add_run_log(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8", errors="backslashreplace")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     if logging.getLogger().level > logging.INFO:

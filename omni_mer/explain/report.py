@@ -213,5 +213,5 @@ def write_index_html(supplements_dir: Path, entries: list[dict], title: str = "o
                        f'<span class="bad">cannot render: {_e(exc)}</span></div>')
     out.append("</body></html>")
     path = supplements_dir / "index.html"
-    path.write_text("\n".join(out), encoding="utf-8")
+    path.write_text("\n".join(out), encoding="utf-8", errors="backslashreplace")
     return path
