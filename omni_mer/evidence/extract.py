@@ -112,19 +112,11 @@ class EvidenceExtractor:
 def media_key(media: MediaConfig) -> str:
     """Short hash of the MediaConfig fields that change what the extractors see (not the decode time budget), and
     of the shipped text head's weights (a retrained head changes the text evidence)."""
-    from omni_mer.texthead.head import DEFAULT_HEAD_DIR
+    from omni_mer.texthead.head import DEFAULT_HEAD_DIR, head_digest
 
     fields = {k: v for k, v in media.to_dict().items() if k != "decode_timeout_s"}
     fields["text_head"] = head_digest(DEFAULT_HEAD_DIR)
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def head_digest(folder: Path) -> str | None:
-    """Short hash of a text head's weights AND calibration (head.npz + head.json); None without a head."""
-    files = [folder / "head.npz", folder / "head.json"]
-    if not all(f.is_file() for f in files):
-        return None
-    return hashlib.sha1("".join(file_digest(f) for f in files).encode()).hexdigest()[:12]
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:

@@ -18,15 +18,16 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
+from omni_mer.metrics import metrics_from_confusion
 from omni_mer.texthead.head import N_CLASSES, LanguageCalibration, softmax
 
 
 def objective(y: np.ndarray, pred: np.ndarray) -> float:
-    """(Acc-5 + UAR) / 2 over the classes present in ``y`` (class indices)."""
-    y, pred = np.asarray(y), np.asarray(pred)
-    acc = float((y == pred).mean())
-    recalls = [float((pred[y == k] == k).mean()) for k in range(N_CLASSES) if (y == k).any()]
-    return 0.5 * (acc + float(np.mean(recalls)))
+    """(Acc-5 + UAR) / 2 (omni_mer.metrics' definitions) of class indices ``pred`` against ``y``."""
+    cm = np.zeros((N_CLASSES, N_CLASSES), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y), np.asarray(pred)), 1)
+    m = metrics_from_confusion(cm)
+    return 0.5 * (m["acc5"] + m["uar"])
 
 
 def _nll_fit(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:

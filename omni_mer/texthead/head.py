@@ -64,6 +64,16 @@ class LanguageCalibration:
         return softmax(z)
 
 
+def head_digest(folder: str | Path) -> str | None:
+    """Short hash of a head's weights AND calibration (head.npz + head.json); None when the folder has no head."""
+    import hashlib
+
+    files = [Path(folder) / "head.npz", Path(folder) / "head.json"]
+    if not all(f.is_file() for f in files):
+        return None
+    return hashlib.sha1(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+
+
 def head_inputs(emb: np.ndarray, lang: str | list[str] | None, language_feature: bool) -> np.ndarray:
     """The head's input rows: the embeddings, plus a one-hot of the language (LANGUAGES order) when used."""
     x = np.atleast_2d(np.asarray(emb, dtype=np.float32))
@@ -156,11 +166,8 @@ class TextHead:
             with np.load(folder / "head.npz") as z:
                 w1, b1, w2, b2, empty = z["w1"], z["b1"], z["w2"], z["b2"], z["empty_logits"]
             cal = {k: LanguageCalibration(**v) for k, v in info["calibration"].items()}
-            import hashlib
-
-            digest = hashlib.sha1((folder / "head.npz").read_bytes() + (folder / "head.json").read_bytes()).hexdigest()
             return cls(w1=w1, b1=b1, w2=w2, b2=b2, calibration=cal, encoder_id=info["encoder"],
                        meta=info.get("meta", {}), empty_logits=empty.astype(np.float64),
-                       language_feature=bool(info.get("language_feature", False)), digest=digest[:12])
+                       language_feature=bool(info.get("language_feature", False)), digest=head_digest(folder))
         except (OSError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{folder}: not a valid text head ({type(exc).__name__}: {exc})") from exc
