@@ -1,6 +1,6 @@
 """One video through the whole path: decode -> evidence -> score -> explain -> write.
 
-Used in-process by the batch job's workers (omni_mer.predict), the demo and the benchmark. Models are loaded once
+Used in-process by the batch job's workers (omni_mer.batch.predict), the demo and the benchmark. Models are loaded once
 per Pipeline, never per clip.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import MediaConfig
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MediaConfig
 from omni_mer.evidence.extract import EvidenceExtractor
 from omni_mer.evidence.types import Evidence
 from omni_mer.scorers.base import Scorer
@@ -85,7 +85,7 @@ class Pipeline:
         self.extractor.warm_up()
 
     def analyze(self, path: Path, clip_id: str | None = None, language: str | None = None) -> Analysis:
-        """Run decode -> evidence -> score -> explain on one file. Raises typed errors (omni_mer.errors)."""
+        """Run decode -> evidence -> score -> explain on one file. Raises typed errors (omni_mer.core.errors)."""
         from omni_mer.media import decode
 
         path = Path(path)

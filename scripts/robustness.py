@@ -5,7 +5,7 @@
    records the outcome (label / errors.csv reason), the file's analysis time, the job's wall time (model loading
    included) and the job's peak RSS (parent and worker, from wait4).
 3. Runs the whole suite as one batch (the organizers' situation) and checks one row per input.
-4. Runs the perturbation evaluation (omni_mer.robustness) on samples/meta/manifest.jsonl (gold labels).
+4. Runs the perturbation evaluation (omni_mer.eval.noise) on samples/meta/manifest.jsonl (gold labels).
 5. Writes docs/robustness.md (and the raw numbers to docs/robustness.json).
 
     .venv/bin/python scripts/robustness.py [--quick] [--backend lite] [--perturb all] [--out docs/robustness.md]
@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from omni_mer.perturb import PERTURBATIONS  # noqa: E402
-from omni_mer.robustness import format_markdown, perturb_report  # noqa: E402
+from omni_mer.eval.perturb import PERTURBATIONS  # noqa: E402
+from omni_mer.eval.noise import format_markdown, perturb_report  # noqa: E402
 from tests.bad_inputs import CASES, build_suite  # noqa: E402
 
 

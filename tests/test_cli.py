@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from omni_mer import __version__, cli
-from omni_mer.labels import LABELS
+from omni_mer.core.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"

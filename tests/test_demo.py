@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer import synthetic
-from omni_mer.chat import ChatContext, ModelAnswerer, answer, detect_intent, facts, make_answerer
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
-from omni_mer.demo import DemoApp, UploadError, _get_args, error_message, label_key, prob_bars
+from tests import media_makers as synthetic
+from omni_mer.demo.chat import ChatContext, ModelAnswerer, answer, detect_intent, facts, make_answerer
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES
+from omni_mer.demo.app import DemoApp, UploadError, _get_args, error_message, label_key, prob_bars
 from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence, Segment
 from omni_mer.explain import explain
-from omni_mer.labels import LABEL_NAMES, LABELS
+from omni_mer.core.labels import LABEL_NAMES, LABELS
 from omni_mer.pipeline import Pipeline
 from omni_mer.scorers.lite import LiteScorer
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from omni_mer.labels import LABELS, format_answer, from_mosei, from_sims, parse_answer
+from omni_mer.core.labels import LABELS, format_answer, from_mosei, from_sims, parse_answer
 
 
 @pytest.mark.parametrize(

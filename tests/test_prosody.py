@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer.clip import Clip
+from omni_mer.core.clip import Clip
 from omni_mer.evidence.prosody import ProsodyAnalyzer, text_syllables, yin
 from omni_mer.evidence.types import Segment
 

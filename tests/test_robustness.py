@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer.labels import LABELS
-from omni_mer.predict import PredictConfig, run
+from omni_mer.core.labels import LABELS
+from omni_mer.batch.predict import PredictConfig, run
 from tests.bad_inputs import CASES, NASTY_NAMES, _video, build_suite
 
 pytestmark = pytest.mark.timeout(400)
@@ -65,7 +65,7 @@ def test_bad_input_gets_a_row(suite, case):
         assert err["stage"] and len(err["reason"]) > 5
     rec = suite["records"][case.id]
     if err is None:  # analysed: its supplements exist
-        from omni_mer.outputs import safe_dirname
+        from omni_mer.report.files import safe_dirname
 
         d = suite["root"] / "sup" / safe_dirname(case.id)
         assert (d / "explanation.json").is_file(), f"no supplements for {case.entry!r}"
@@ -110,7 +110,7 @@ def test_nasty_names_keep_their_ids(suite):
 def test_per_file_time_limit_kills_a_stuck_file(tmp_path):
     """A file that takes longer than timeout_s gets a 'timeout' row; the next file still runs (fresh worker)."""
     from omni_mer.media import decode
-    from omni_mer.synthetic import moving_face_frames, write_video
+    from tests.media_makers import moving_face_frames, write_video
 
     d = tmp_path / "in"
     d.mkdir()

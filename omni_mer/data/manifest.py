@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from omni_mer.cli import emit
-from omni_mer.labels import LABEL_INDEX
+from omni_mer.core.labels import LABEL_INDEX
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from omni_mer.config import MODALITIES
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Cue, Evidence
-from omni_mer.labels import LABEL_NAMES, LABEL_VALENCE, format_answer, parse_answer
+from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE, format_answer, parse_answer
 
 # Both quote styles are accepted in both languages; whichever does not clash with the cue text is used.
 _QUOTES = {"en": (("“", "”"), ("「", "」")), "zh": (("「", "」"), ("“", "”"))}

@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from omni_mer.errors import ConfigError, ModelNotFoundError
+from omni_mer.core.errors import ConfigError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import MediaConfig
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MediaConfig
 from omni_mer.evidence.types import Evidence
-from omni_mer.labels import LABELS, parse_answer
+from omni_mer.core.labels import LABELS, parse_answer
 from omni_mer.omni.inputs import build_inputs, clip_uses, clip_uses_audio_in_video, suppress_token_ids, to_device
 from omni_mer.omni.model import base_thinker, load_thinker, model_id
-from omni_mer.prompts import build_messages
+from omni_mer.omni.prompts import build_messages
 from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep
 
 log = logging.getLogger(__name__)

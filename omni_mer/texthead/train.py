@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.config import LANGUAGES, PROJECT_ROOT
-from omni_mer.labels import LABEL_INDEX
+from omni_mer.core.config import LANGUAGES, PROJECT_ROOT
+from omni_mer.core.labels import LABEL_INDEX
 from omni_mer.texthead.corpus import DATASETS, TextExample, load_corpus, select
 from omni_mer.texthead.head import DEFAULT_HEAD_DIR, LanguageCalibration, TextHead
 
@@ -155,7 +155,7 @@ class _Net:
     def __init__(self, dim: int, cfg: TrainTextConfig, n_datasets: int):
         import torch
 
-        from omni_mer.ordinal import CLASS_VALENCE
+        from omni_mer.core.ordinal import CLASS_VALENCE
 
         self.torch = torch
         torch.manual_seed(cfg.seed)

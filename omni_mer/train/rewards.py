@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from omni_mer.evidence.types import Evidence
 from omni_mer.explain.rationale import check_rationale
-from omni_mer.labels import LABEL_INDEX, LABELS, label_from_text, parse_answer
+from omni_mer.core.labels import LABEL_INDEX, LABELS, label_from_text, parse_answer
 
 RewardFn = Callable[..., list]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
-from omni_mer.labels import LABEL_NAMES, LABELS
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES
+from omni_mer.core.labels import LABEL_NAMES, LABELS
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # Project-relative defaults (checkpoints/) resolve from here, never from the current directory.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 SAMPLE_RATE = 16_000
 MODALITIES: tuple[str, ...] = ("text", "audio", "visual")

@@ -64,7 +64,7 @@ def inside(parent: Path, child: Path) -> Path:
 
 def _journal_problem(rec: object) -> str | None:
     """Why a parsed journal line cannot be trusted as a finished file, or None."""
-    from omni_mer.labels import LABELS
+    from omni_mer.core.labels import LABELS
 
     if not isinstance(rec, dict):
         return f"not a record (a JSON {type(rec).__name__})"
@@ -185,7 +185,7 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
     """Test_Supplements/<ID>/: transcript.txt/.srt, frames/ (faces blurred by default), explanation.json/.png."""
     from PIL import Image
 
-    from omni_mer.explain.plots import render_explanation_png
+    from omni_mer.report.plots import render_explanation_png
     from omni_mer.pipeline import thumbnail_indices, thumbnails
 
     out = inside(Path(supplements_dir), Path(supplements_dir) / safe_dirname(analysis.id))

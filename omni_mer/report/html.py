@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-from omni_mer.config import MODALITIES
-from omni_mer.labels import LABEL_NAMES, LABELS
+from omni_mer.core.config import MODALITIES
+from omni_mer.core.labels import LABEL_NAMES, LABELS
 
 log = logging.getLogger(__name__)
 

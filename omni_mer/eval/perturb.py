@@ -37,9 +37,9 @@ from typing import Callable
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import SAMPLE_RATE
-from omni_mer.errors import ConfigError
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import SAMPLE_RATE
+from omni_mer.core.errors import ConfigError
 from omni_mer.evidence.types import Evidence, ModalityEvidence
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omni_mer.config import MEDIA_EXTENSIONS, MediaConfig
-from omni_mer.errors import EmptyInputError, MediaError
-from omni_mer.outputs import Journal, write_results
+from omni_mer.core.config import MEDIA_EXTENSIONS, MediaConfig
+from omni_mer.core.errors import EmptyInputError, MediaError
+from omni_mer.report.files import Journal, write_results
 
-log = logging.getLogger("omni_mer.predict")
+log = logging.getLogger("omni_mer.batch.predict")
 
 PROGRESS_DIR = ".progress"
 LANGUAGE_CHOICES = ("auto", "en", "zh")
@@ -174,7 +174,7 @@ def _error_record(item: InputItem, stage: str, reason: str, label: str) -> dict:
 
 def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: str) -> dict:
     """Analyze one file and write its supplements; failures become an error record, never an exception."""
-    from omni_mer.outputs import write_supplements
+    from omni_mer.report.files import write_supplements
 
     if item.problem:
         return _error_record(item, "input", item.problem, fallback_label)
@@ -319,7 +319,7 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
     """Run the batch job; returns {id: record} of this run's input folder (on rank 0: all ranks)."""
     from tqdm import tqdm
 
-    from omni_mer.explain.report import write_index_html
+    from omni_mer.report.html import write_index_html
     from omni_mer.scorers.lite import LiteScorer
 
     rank, world = _rank()
@@ -405,7 +405,7 @@ def _wait_for_ranks(progress: Path, world: int, limit_s: float) -> None:
 def _report_entries(supplements: Path, records: dict[str, dict]) -> list[dict]:
     import json
 
-    from omni_mer.outputs import safe_dirname
+    from omni_mer.report.files import safe_dirname
 
     entries = []
     for rid in sorted(records):

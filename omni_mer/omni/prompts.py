@@ -2,7 +2,7 @@
 
 Prompt texts live in ONE place, the package data folder ``omni_mer/prompt_texts/`` (system.txt, user_en.txt,
 user_zh.txt), read with ``importlib.resources`` so an installed wheel carries them; set ``OMNI_MER_PROMPTS`` to use
-another folder. The label list in the prompt is generated from ``omni_mer.labels``.
+another folder. The label list in the prompt is generated from ``omni_mer.core.labels``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from omni_mer.config import LANGUAGES, MODALITIES, MediaConfig
-from omni_mer.labels import LABEL_NAMES, LABELS
+from omni_mer.core.config import LANGUAGES, MODALITIES, MediaConfig
+from omni_mer.core.labels import LABEL_NAMES, LABELS
 
 PROMPTS_ENV = "OMNI_MER_PROMPTS"
 PROMPTS_PACKAGE_DIR = "prompt_texts"  # omni_mer/prompt_texts/ (package data; see pyproject.toml)

@@ -28,10 +28,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from omni_mer.chat import ChatContext, EvidenceAnswerer, make_answerer, rationale_text  # noqa: E402
-from omni_mer.config import MEDIA_EXTENSIONS, VIDEO_EXTENSIONS  # noqa: E402
-from omni_mer.errors import MediaError, OmniMerError  # noqa: E402
-from omni_mer.labels import LABEL_NAMES, LABEL_VALENCE, LABELS  # noqa: E402
+from omni_mer.demo.chat import ChatContext, EvidenceAnswerer, make_answerer, rationale_text  # noqa: E402
+from omni_mer.core.config import MEDIA_EXTENSIONS, VIDEO_EXTENSIONS  # noqa: E402
+from omni_mer.core.errors import MediaError, OmniMerError  # noqa: E402
+from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE, LABELS  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 200.0
 DEFAULT_MAX_DURATION_S = 120.0
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "Noto Sans", "Noto Sans CJK SC", "WenQuanYi Micro Hei",
                 "DejaVu Sans", "Helvetica", "Arial", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "DejaVu Sans Mono", "Menlo", "Consolas", "monospace"]
@@ -123,7 +123,7 @@ UI: dict[str, dict[str, str]] = {
         "no_file": "请先上传视频。",
     },
 }
-# Chinese wording of the typed media errors (their English reasons live in omni_mer.errors).
+# Chinese wording of the typed media errors (their English reasons live in omni_mer.core.errors).
 _ZH_REASON = {
     "MissingFileError": "文件不存在", "EmptyFileError": "文件为空（0 字节）", "NotMediaError": "不是媒体文件",
     "NoStreamError": "没有可解码的音频或视频流", "CorruptMediaError": "文件已损坏或被截断，没有可用内容",
@@ -242,7 +242,7 @@ class DemoApp:
 
     # ----------------------------------------------------------------------------------------- analysis
     def _chart(self, analysis) -> str | None:
-        from omni_mer.explain.plots import render_explanation_png
+        from omni_mer.report.plots import render_explanation_png
 
         clip = analysis.clip
         explanation = dict(analysis.explanation)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from omni_mer.labels import LABEL_VALENCE, LABELS
+from omni_mer.core.labels import LABEL_VALENCE, LABELS
 
 # ordinal valence of each class scaled to [-1, 1], in LABELS order
 CLASS_VALENCE = np.asarray([LABEL_VALENCE[label] / 2.0 for label in LABELS])

@@ -38,8 +38,8 @@ import numpy as np
 
 from omni_mer.cli import emit
 from omni_mer.data.manifest import ManifestRecord, read_manifest
-from omni_mer.labels import label_from_text
-from omni_mer.metrics import cross_lingual_table, evaluate_labels, markdown_summary, save_confusion
+from omni_mer.core.labels import label_from_text
+from omni_mer.eval.metrics import cross_lingual_table, evaluate_labels, markdown_summary, save_confusion
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ class Section:
 
 SECTIONS: list[Section] = []
 # Modules that define EVAL_SECTION; missing ones are skipped. Add one line per optional section, e.g.
-# "omni_mer.explain.faithfulness" (--supplements DIR) and "omni_mer.robustness" (--perturb).
-SECTION_MODULES: list[str] = ["omni_mer.explain.faithfulness", "omni_mer.robustness"]
+# "omni_mer.explain.faithfulness" (--supplements DIR) and "omni_mer.eval.noise" (--perturb).
+SECTION_MODULES: list[str] = ["omni_mer.explain.faithfulness", "omni_mer.eval.noise"]
 
 
 def register_section(section: Section) -> None:
@@ -256,7 +256,7 @@ def label_section(args: argparse.Namespace, ctx: EvalContext) -> dict | None:
                 if m["acc5"] is not None:
                     acc[(run["train_lang"], lang)] = m["acc5"]
         cross = cross_lingual_table(acc)
-        from omni_mer.metrics import cross_lingual_markdown
+        from omni_mer.eval.metrics import cross_lingual_markdown
 
         ctx.markdown.append("## Cross-lingual accuracy (Acc-5, %)\n\n" + cross_lingual_markdown(cross) + "\n")
     ctx.markdown.append("## ID matching\n\n" + "\n".join(_matching_markdown(r["name"], r["matching"]) for r in ctx.runs) + "\n")

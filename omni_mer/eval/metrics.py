@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.labels import LABEL_INDEX, LABELS
+from omni_mer.core.labels import LABEL_INDEX, LABELS
 
 NEGATIVE = ("SNEG", "WNEG")
 POSITIVE = ("WPOS", "SPOS")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.config import SAMPLE_RATE
+from omni_mer.core.config import SAMPLE_RATE
 
 
 @dataclass

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import SAMPLE_RATE, MediaConfig
-from omni_mer.errors import (
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import SAMPLE_RATE, MediaConfig
+from omni_mer.core.errors import (
     CorruptMediaError,
     DecodeTimeoutError,
     EmptyFileError,

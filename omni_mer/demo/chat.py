@@ -25,8 +25,8 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from omni_mer.config import MODALITIES
-from omni_mer.labels import LABEL_NAMES, LABEL_VALENCE, LABELS
+from omni_mer.core.config import MODALITIES
+from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE, LABELS
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from omni_mer.errors import ConfigError, OmniMerError
+from omni_mer.core.errors import ConfigError, OmniMerError
 from omni_mer.evidence.types import Evidence, ModalityEvidence
-from omni_mer.perturb import DEFAULT_PERTURBATIONS, Perturbation, get, parse_names
+from omni_mer.eval.perturb import DEFAULT_PERTURBATIONS, Perturbation, get, parse_names
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def perturb_report(manifest_path: str | Path, out_dir: str | Path | None, backen
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        from omni_mer.outputs import atomic_write_text
+        from omni_mer.report.files import atomic_write_text
 
         atomic_write_text(out / "robustness.json", json.dumps(result, indent=2, ensure_ascii=False))
         atomic_write_text(out / "robustness.md", format_markdown(result))
@@ -193,7 +193,7 @@ def perturb_report(manifest_path: str | Path, out_dir: str | Path | None, backen
 
 
 def _add_arguments(parser) -> None:
-    from omni_mer.perturb import PERTURBATIONS
+    from omni_mer.eval.perturb import PERTURBATIONS
 
     parser.add_argument("--perturb", nargs="?", const="default", default=None, metavar="NAMES",
                         help="noise robustness on --manifest: comma-separated perturbations, 'all', or nothing for "
@@ -224,10 +224,10 @@ def _run_section(args, ctx) -> dict | None:
 
 
 def _make_section():
-    from omni_mer.evaluate import Section  # evaluate loads sections lazily, so this import is not circular
+    from omni_mer.eval.evaluate import Section  # evaluate loads sections lazily, so this import is not circular
 
     return Section("robustness", _add_arguments, _run_section)
 
 
-# `omni-mer evaluate` picks this up when "omni_mer.robustness" is listed in evaluate.SECTION_MODULES.
+# `omni-mer evaluate` picks this up when "omni_mer.eval.noise" is listed in evaluate.SECTION_MODULES.
 EVAL_SECTION = _make_section()

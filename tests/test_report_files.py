@@ -4,8 +4,8 @@ import os
 import pytest
 
 from omni_mer.evidence.types import Segment
-from omni_mer.outputs import Journal, inside, safe_dirname, srt, write_results
-from omni_mer.predict import PredictConfig, list_inputs
+from omni_mer.report.files import Journal, inside, safe_dirname, srt, write_results
+from omni_mer.batch.predict import PredictConfig, list_inputs
 
 
 def test_journal_ignores_a_torn_last_line_and_appends_cleanly(tmp_path):
@@ -71,7 +71,7 @@ def test_config_validation_names_bad_values():
 def test_blur_carries_boxes_over_frames_where_the_detector_misses():
     import numpy as np
 
-    from omni_mer.clip import Clip
+    from omni_mer.core.clip import Clip
     from omni_mer.pipeline import thumbnails
 
     rng = np.random.default_rng(0)

@@ -12,19 +12,19 @@ import sys
 from typing import Callable, Sequence
 
 from omni_mer import __version__
-from omni_mer.errors import OmniMerError
+from omni_mer.core.errors import OmniMerError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("omni_mer.data.manifest", "build one manifest from CMU-MOSEI / CH-SIMS v2 / extra files"),
-    "predict": ("omni_mer.predict", "label a folder of videos (same flags as test_script.py)"),
-    "evaluate": ("omni_mer.evaluate", "metrics, faithfulness and noise robustness"),
+    "predict": ("omni_mer.batch.predict", "label a folder of videos (same flags as test_script.py)"),
+    "evaluate": ("omni_mer.eval.evaluate", "metrics, faithfulness and noise robustness"),
     "calibrate": ("omni_mer.scorers.calibrate", "fit the lite scorer's fusion on labelled clips"),
     "train-text": ("omni_mer.texthead.train", "train the text sentiment head on labelled transcripts"),
     "eval-text": ("omni_mer.texthead.evaluate", "text head metrics per dataset, cross-lingual, with ASR noise"),
-    "bench": ("omni_mer.bench", "per-stage speed and memory"),
+    "bench": ("omni_mer.eval.bench", "per-stage speed and memory"),
     "train": ("omni_mer.train.run", "LoRA SFT / GRPO (same flags as train_grpo.py; use accelerate launch to scale)"),
     "tiny-model": ("omni_mer.omni.tiny", "write a tiny random Qwen2.5-Omni thinker + offline processor"),
-    "demo": ("omni_mer.demo", "Gradio chat demo"),
+    "demo": ("omni_mer.demo.app", "Gradio chat demo"),
 }
 
 # Errors that are the user's, not a bug: reported as one line naming the bad value, exit status 2.

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from omni_mer.cli import emit
-from omni_mer.config import MEDIA_EXTENSIONS, PROJECT_ROOT, MediaConfig
+from omni_mer.core.config import MEDIA_EXTENSIONS, PROJECT_ROOT, MediaConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def bench(paths: list[Path], backend: str = "lite", model: str | None = None, ad
     timed apart, as ``supplements``, into a temporary folder.
     """
     from omni_mer.media import decode
-    from omni_mer.outputs import write_supplements
+    from omni_mer.report.files import write_supplements
     from omni_mer.pipeline import Pipeline
 
     media = MediaConfig()
@@ -109,7 +109,7 @@ def make_scaling_clips(paths: list[Path], out_dir: Path, durations=SCALING_DURAT
     at ``fps`` as H.264 High profile with B-frames (x264 "medium"), as real footage is encoded; their decoding cost
     is part of what is measured. Raises ``ValueError`` when no input has video and audio.
     """
-    from omni_mer import synthetic
+    from tests import media_makers as synthetic
     from omni_mer.media import decode
 
     clips = [c for c in (decode(p, media or MediaConfig()) for p in paths) if c.has_video and not c.audio_is_silent
