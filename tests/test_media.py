@@ -284,7 +284,7 @@ def test_probe(videos):
 
 def test_seeking_matches_sequential_decode(media_dir, monkeypatch):
     """Long gaps between targets are crossed by seeking; the frames must equal a full sequential decode."""
-    import omni_mer.media as media_mod
+    import omni_mer.media.decoder as media_mod
 
     n = 400  # 40 s at 10 fps, tiny frames
     path = syn.write_video(media_dir / "long.mp4", syn.color_frames(n, (32, 32)), FPS)

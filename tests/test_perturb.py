@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer import perturb
+from omni_mer.eval import perturb
 from tests import media_makers as syn
 from omni_mer.core.clip import Clip
 from omni_mer.core.config import SAMPLE_RATE

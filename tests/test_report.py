@@ -13,7 +13,8 @@ import pytest
 from omni_mer.core.clip import Clip
 from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence, Segment
-from omni_mer.explain import explain, plots
+from omni_mer.explain import explain
+from omni_mer.report import plots
 from omni_mer.report.plots import render_explanation_png
 from omni_mer.report.html import write_index_html
 from omni_mer.core.labels import LABEL_VALENCE, LABELS

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omni_mer.core.console import LOG_FORMAT
 from omni_mer.core.config import MEDIA_EXTENSIONS, MediaConfig
 from omni_mer.core.errors import EmptyInputError, MediaError
 from omni_mer.report.files import Journal, write_results
@@ -213,7 +214,7 @@ def _build_pipeline(cfg: PredictConfig):
 
 
 def _worker_main(cfg: PredictConfig, fallback: str, tasks, results, wid: int) -> None:
-    from omni_mer.cli import setup_logging
+    from omni_mer.core.console import setup_logging
 
     setup_logging("WARNING")
     try:
@@ -422,7 +423,7 @@ def _report_entries(supplements: Path, records: dict[str, dict]) -> list[dict]:
 def _add_run_log(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, mode="a", encoding="utf-8", errors="backslashreplace")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
@@ -478,7 +479,7 @@ def main(argv: list[str] | None = None, prog: str = "omni-mer predict") -> int:
         cfg = config_from_args(args)
     except ValueError as exc:
         ap.error(str(exc))
-    run(cfg)  # a missing or empty input folder raises a user error: one line and exit 2 (omni_mer.cli.guarded)
+    run(cfg)  # a missing or empty input folder raises a user error: one line and exit 2 (the CLI dispatcher, omni_mer.cli)
     return 0
 
 

@@ -1,17 +1,16 @@
-"""`omni-mer` console script: each subcommand lives in its own module with its own parser.
-
-This module is the one place the package prints: ``emit`` (a subcommand's report, stdout) and ``user_error``
-(one line on stderr for a user error: a bad value, a missing file; never a traceback).
+"""`omni-mer` console script: the dispatcher. Each subcommand lives in its own module with its own parser and
+``main(argv)``; COMMANDS maps a name to that module. Nothing in the package imports this module (printing and
+user errors live in omni_mer.core.console); tests/test_layout.py checks that.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from typing import Callable, Sequence
 
 from omni_mer import __version__
+from omni_mer.core.console import emit, setup_logging, user_error
 from omni_mer.core.errors import OmniMerError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -29,25 +28,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # Errors that are the user's, not a bug: reported as one line naming the bad value, exit status 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (OmniMerError, FileNotFoundError, NotADirectoryError)
-
-
-def emit(text: str) -> None:
-    """A subcommand's report for the user on stdout (logs go to stderr); the one place the package prints."""
-    print(text, flush=True)
-
-
-def user_error(prog: str, message: object) -> int:
-    """Report a user error as ``PROG: error: MESSAGE`` on stderr (argparse's style); return the exit status 2."""
-    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
-    return 2
-
-
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
 
 
 def usage() -> str:

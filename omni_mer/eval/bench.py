@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.cli import emit
+from omni_mer.core.console import emit
 from omni_mer.core.config import MEDIA_EXTENSIONS, PROJECT_ROOT, MediaConfig
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.cli import emit
+from omni_mer.core.console import emit
 from omni_mer.data.manifest import ManifestRecord, read_manifest
 from omni_mer.core.labels import label_from_text
 from omni_mer.eval.metrics import cross_lingual_table, evaluate_labels, markdown_summary, save_confusion

@@ -170,12 +170,12 @@ class EvalTextConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """omni-mer eval-text: metrics of the text head per dataset, translated, with ASR noise, and cross-lingually."""
-    from omni_mer.cli import emit
+    from omni_mer.core.console import emit
     from omni_mer.texthead.args import parse_config
     from omni_mer.texthead.train import DEFAULT_CACHE, TrainTextConfig
 
     cfg = parse_config(EvalTextConfig, argv, prog="omni-mer eval-text", description=main.__doc__)
-    from omni_mer.cli import user_error
+    from omni_mer.core.console import user_error
 
     try:
         head = TextHead.load(cfg.head)

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from omni_mer.cli import emit
+from omni_mer.core.console import emit
 from omni_mer.core.config import MODALITIES, MediaConfig
 from omni_mer.evidence.types import Evidence
 from omni_mer.core.labels import LABELS
