@@ -16,7 +16,8 @@ from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence, Segment
 from omni_mer.explain import explain
 from omni_mer.explain.faithfulness import deletion_test, faithfulness_report
 from omni_mer.explain.shapley import COALITIONS, coalition_key, modality_shapley, parse_coalition_key
-from omni_mer.core.labels import LABEL_VALENCE, LABELS, parse_answer
+from omni_mer.core.answer import parse_answer
+from omni_mer.core.labels import LABEL_VALENCE, LABELS
 from omni_mer.scorers.base import Scorer
 
 ALL = frozenset(MODALITIES)

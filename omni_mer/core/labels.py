@@ -1,4 +1,5 @@
-"""The five polarity classes and every mapping into them. The only place labels live."""
+"""The five polarity classes and every mapping into them. The only place labels live (the answer format that
+carries a label is omni_mer.core.answer)."""
 
 from __future__ import annotations
 
@@ -107,27 +108,8 @@ _ALIASES.update(
     }
 )
 
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
-
 
 def label_from_text(text: str) -> str | None:
     """Return the label a short string names (code, English or Chinese name), else None."""
     key = _normalise(text).strip(" .。!！\"'`*")
     return _ALIASES.get(key)
-
-
-def parse_answer(text: str | None) -> str | None:
-    """The label inside the last ``<answer>…</answer>`` of ``text``, or None when there is no valid one."""
-    if not text:
-        return None
-    matches = _ANSWER_RE.findall(text)
-    if not matches:
-        return None
-    return label_from_text(matches[-1])
-
-
-def format_answer(rationale: str, label: str) -> str:
-    """The one output format of both scorers and of training targets."""
-    if label not in LABEL_INDEX:
-        raise ValueError(f"unknown label {label!r}; valid labels are {', '.join(LABELS)}")
-    return f"<think>{rationale.strip()}</think><answer>{label}</answer>"

@@ -28,7 +28,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from omni_mer.demo.chat import ChatContext, EvidenceAnswerer, make_answerer, rationale_text  # noqa: E402
+from omni_mer.core.answer import rationale_text  # noqa: E402
+from omni_mer.demo.chat import ChatContext, EvidenceAnswerer, make_answerer  # noqa: E402
 from omni_mer.core.config import MEDIA_EXTENSIONS, VIDEO_EXTENSIONS  # noqa: E402
 from omni_mer.core.errors import MediaError, OmniMerError  # noqa: E402
 from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE, LABELS  # noqa: E402

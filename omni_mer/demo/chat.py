@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from omni_mer.core.config import MODALITIES
+from omni_mer.core.answer import rationale_text
 from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE, LABELS
 
 log = logging.getLogger(__name__)
@@ -396,13 +397,6 @@ def _confidence_answer(ctx: ChatContext, lang: str) -> str:
     sure = "比较确定" if margin >= 0.3 else ("有一定把握" if margin >= 0.1 else "不太确定")
     return (f"我{sure}：p({label}) = {float(probs.get(label, 0.0)):.2f}；第二名是 {label_name(second, lang)}，"
             f"{float(probs.get(second, 0.0)):.2f}（差距 {margin:.2f}）。五类概率：{dist}。")
-
-
-def rationale_text(rationale: str) -> str:
-    """The body of ``<think>…</think><answer>L</answer>`` as plain text (tags removed)."""
-    m = re.search(r"<think>(.*?)</think>", rationale or "", flags=re.S)
-    body = m.group(1) if m else re.sub(r"<answer>.*?</answer>", "", rationale or "", flags=re.S)
-    return body.strip()
 
 
 def _why_answer(ctx: ChatContext, lang: str) -> str:

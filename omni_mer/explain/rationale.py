@@ -12,7 +12,8 @@ import re
 
 from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Cue, Evidence
-from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE, format_answer, parse_answer
+from omni_mer.core.answer import format_answer, parse_answer, split_answer
+from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE
 
 # Both quote styles are accepted in both languages; whichever does not clash with the cue text is used.
 _QUOTES = {"en": (("“", "”"), ("「", "」")), "zh": (("「", "」"), ("“", "”"))}
@@ -232,8 +233,7 @@ def check_rationale(rationale: str | None, evidence: Evidence, label: str) -> di
     transcript (whitespace and case are normalised). Returns {answer_matches, cited_cues_exist, details}.
     """
     answer = parse_answer(rationale)
-    well_formed = bool(rationale) and bool(re.search(r"<think>.*</think>\s*<answer>.*</answer>\s*$",
-                                                      rationale.strip(), re.DOTALL))
+    well_formed = split_answer(rationale) is not None
     present = evidence.present
     cue_texts = {_norm(c.text): c.modality for c in evidence.cues if c.text.strip()}
     transcript = _norm(evidence.transcript or "")

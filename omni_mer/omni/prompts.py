@@ -18,8 +18,6 @@ from omni_mer.core.labels import LABEL_NAMES, LABELS
 
 PROMPTS_ENV = "OMNI_MER_PROMPTS"
 PROMPTS_PACKAGE_DIR = "prompt_texts"  # omni_mer/prompt_texts/ (package data; see pyproject.toml)
-# The answer format both scorers write and training targets use.
-ANSWER_FORMAT = "<think>…</think><answer>LABEL</answer>"
 
 _MODALITY_WORDS = {
     "en": {

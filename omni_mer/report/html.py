@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 from pathlib import Path
 from urllib.parse import quote
 
+from omni_mer.core.answer import rationale_text
 from omni_mer.core.config import MODALITIES
 from omni_mer.core.labels import LABEL_NAMES, LABELS
 
 log = logging.getLogger(__name__)
 
 _LABEL_COLOUR = {"SNEG": "#b2182b", "WNEG": "#ef8a62", "NEUT": "#8c8c8c", "WPOS": "#67a9cf", "SPOS": "#2166ac"}
-_THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
 _CSS = """
 body{font-family:"DejaVu Sans","Noto Sans CJK SC","WenQuanYi Micro Hei",Arial,sans-serif;margin:18px;color:#222;
@@ -104,8 +103,7 @@ def _shapley_rows(expl: dict) -> str:
 
 
 def _rationale_html(rationale: str) -> str:
-    m = _THINK_RE.search(rationale or "")
-    body = m.group(1).strip() if m else (rationale or "")
+    body = rationale_text(rationale)
     return f'<div class="rationale">{_e(body)}</div>'
 
 

@@ -11,7 +11,7 @@ tail ``<think>…</think><answer>LABEL`` is tokenised whole per label; the share
 the multimodal inputs) and only the per-label remainders run as a second, text-only forward on the KV cache.
 
 Generation (``generate`` / ``generate_batch``): plain HF ``generate`` of ``<think>…</think><answer>…</answer>``,
-batched with left padding; ``labels.parse_answer`` reads the label. Each call stores ``last_generation_valid`` (one
+batched with left padding; ``core.answer.parse_answer`` reads the label. Each call stores ``last_generation_valid`` (one
 bool per clip, False when the answer was missing/invalid) and ``last_results`` (GenerationResult objects whose
 ``label`` falls back to label scoring with all modalities when the generated answer is invalid; ``fallback`` True).
 """
@@ -27,7 +27,8 @@ import numpy as np
 from omni_mer.core.clip import Clip
 from omni_mer.core.config import MediaConfig
 from omni_mer.evidence.types import Evidence
-from omni_mer.core.labels import LABELS, parse_answer
+from omni_mer.core.answer import answer_prefix, parse_answer
+from omni_mer.core.labels import LABELS
 from omni_mer.omni.inputs import build_inputs, clip_uses, clip_uses_audio_in_video, suppress_token_ids, to_device
 from omni_mer.omni.model import base_thinker, load_thinker, model_id
 from omni_mer.omni.prompts import build_messages
@@ -104,7 +105,7 @@ class OmniScorer(Scorer):
     def _label_tails(self, think: str) -> tuple[list[int], list[list[int]]]:
         """(shared prefix ids, per-label remainder ids) of ``<think>…</think><answer>LABEL``."""
         tok = self.processor.tokenizer
-        seqs = [tok(f"<think>{think}</think><answer>{label}", add_special_tokens=False)["input_ids"] for label in LABELS]
+        seqs = [tok(answer_prefix(think) + label, add_special_tokens=False)["input_ids"] for label in LABELS]
         n = 0
         while all(len(s) > n for s in seqs) and len({s[n] for s in seqs}) == 1:
             n += 1
