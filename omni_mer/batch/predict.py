@@ -23,7 +23,7 @@ from pathlib import Path
 from omni_mer.core.console import LOG_FORMAT
 from omni_mer.core.config import MEDIA_EXTENSIONS, MediaConfig
 from omni_mer.core.errors import EmptyInputError, MediaError
-from omni_mer.report.files import Journal, write_results
+from omni_mer.report.files import Journal, write_predictions, write_transcriptions
 
 log = logging.getLogger("omni_mer.batch.predict")
 
@@ -332,13 +332,16 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
     if not items:
         log.warning("input folder %s is empty (--allow-empty): writing a result with no rows", cfg.input)
     cfg.output.mkdir(parents=True, exist_ok=True)
-    if cfg.supplements is not None:
-        cfg.supplements.mkdir(parents=True, exist_ok=True)
+    if cfg.supplements is not None:  # may fail (read-only, full): each file's supplements then fail and are recorded
+        _supplements_step("create the supplements folder", cfg.supplements.mkdir, parents=True, exist_ok=True)
     _add_run_log(cfg.output / ("run.log" if world == 1 else f"run.rank{rank}.log"))
 
     if rank == 0:  # temp files of an atomic write interrupted by a kill: never read, just litter
-        for stale in [*cfg.output.glob(".*.tmp*"), *((cfg.supplements or cfg.output).glob(".*.tmp*"))]:
+        for stale in cfg.output.glob(".*.tmp*"):
             stale.unlink(missing_ok=True)
+        if cfg.supplements is not None:
+            _supplements_step("remove stale temp files", lambda: [p.unlink(missing_ok=True)
+                                                                   for p in cfg.supplements.glob(".*.tmp*")])
     ids = {it.id for it in items}
     progress = cfg.output / PROGRESS_DIR
     journal = Journal(progress / f"rank{rank}.jsonl")
@@ -369,7 +372,7 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
         else:
             log.info("%s -> %s  timings %s", rec["file"], rec["label"], rec.get("timings"))
         if world == 1:  # keep the CSV current: a kill leaves every finished row in place
-            write_results(cfg.output, cfg.supplements, records)
+            _write_csvs(cfg, records)
 
     if todo:
         if cfg.workers == 0:
@@ -387,12 +390,36 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
     if world > 1:
         _wait_for_ranks(progress, world, cfg.timeout_s * max(1, len(items)))
         records = {k: v for k, v in _merge_journals(progress).items() if k in ids}
-    write_results(cfg.output, cfg.supplements, records)
+    _write_csvs(cfg, records)
     if cfg.supplements is not None:
-        write_index_html(cfg.supplements, _report_entries(cfg.supplements, records))
+        _supplements_step("write index.html", lambda: write_index_html(cfg.supplements,
+                                                                        _report_entries(cfg.supplements, records)))
     n_err = sum(1 for r in records.values() if r.get("error"))
+    n_write = sum(1 for r in records.values() if (r.get("error") or {}).get("stage") == "write")
     log.info("wrote %s (%d rows, %d errors)", cfg.output / "label_prediction.csv", len(records), n_err)
+    if n_write:
+        log.error("the supplements of %d files could not be written (errors.csv stage 'write'); every row of %s "
+                  "is complete. Free the space and rerun with --resume to write them", n_write,
+                  cfg.output / "label_prediction.csv")
     return records
+
+
+def _supplements_step(what: str, fn, *args, **kwargs) -> bool:
+    """Run one write into the supplements folder; a failure (a full or read-only disk, anything) is logged with
+    its traceback and the job carries on: supplements are optional, label_prediction.csv is not."""
+    try:
+        fn(*args, **kwargs)
+        return True
+    except Exception:
+        log.exception("supplements: could not %s (the required CSVs are not affected)", what)
+        return False
+
+
+def _write_csvs(cfg: PredictConfig, records: dict[str, dict]) -> None:
+    """The required CSVs first and on their own; then the supplements' transcription CSV, whose failure is logged."""
+    write_predictions(cfg.output, records)
+    if cfg.supplements is not None:
+        _supplements_step("write transcription_results.csv", write_transcriptions, cfg.supplements, records)
 
 
 def _wait_for_ranks(progress: Path, world: int, limit_s: float) -> None:

@@ -25,11 +25,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     # backslashreplace: a lone surrogate (a non-UTF-8 file name in a decoder message) must not abort the write
-    with open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk mid-write: leave the old file, not a half-written temp beside it
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _csv_field(value) -> str:
@@ -155,15 +159,28 @@ class Journal:
             os.close(fd)
 
 
-def write_results(output_dir: Path, supplements_dir: Path | None, records: dict[str, dict]) -> None:
-    """Rewrite label_prediction.csv, errors.csv and transcription_results.csv from the finished records."""
+def write_predictions(output_dir: Path, records: dict[str, dict]) -> None:
+    """Rewrite the required label_prediction.csv and errors.csv (in ``output_dir``) from the finished records."""
     ordered = [records[k] for k in sorted(records)]
     atomic_write_text(Path(output_dir) / PREDICTIONS_CSV, _csv_text(["ID", "Label"], [[r["id"], r["label"]] for r in ordered]))
     errs = [[r["id"], r["error"]["stage"], r["error"]["reason"]] for r in ordered if r.get("error")]
     atomic_write_text(Path(output_dir) / ERRORS_CSV, _csv_text(["ID", "stage", "reason"], errs))
+
+
+def write_transcriptions(supplements_dir: Path, records: dict[str, dict]) -> None:
+    """Rewrite ``supplements_dir``/transcription_results.csv from the finished records (analysed files only)."""
+    ordered = [records[k] for k in sorted(records)]
+    rows = [[r["id"], r.get("language", ""), r.get("transcript", "")] for r in ordered
+            if not r.get("error") or r["error"].get("stage") == "write"]
+    atomic_write_text(Path(supplements_dir) / TRANSCRIPTIONS_CSV, _csv_text(["ID", "language", "transcript"], rows))
+
+
+def write_results(output_dir: Path, supplements_dir: Path | None, records: dict[str, dict]) -> None:
+    """Rewrite label_prediction.csv, errors.csv and (with ``supplements_dir``) transcription_results.csv, the
+    required ones first (the batch job calls the two halves separately so a supplements failure cannot touch them)."""
+    write_predictions(output_dir, records)
     if supplements_dir is not None:
-        rows = [[r["id"], r.get("language", ""), r.get("transcript", "")] for r in ordered if not r.get("error")]
-        atomic_write_text(Path(supplements_dir) / TRANSCRIPTIONS_CSV, _csv_text(["ID", "language", "transcript"], rows))
+        write_transcriptions(supplements_dir, records)
 
 
 def _srt_time(t: float) -> str:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from omni_mer.core.answer import rationale_text
 from omni_mer.core.config import MODALITIES
 from omni_mer.core.labels import LABEL_NAMES, LABELS
+from omni_mer.report.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -211,5 +212,5 @@ def write_index_html(supplements_dir: Path, entries: list[dict], title: str = "o
                        f'<span class="bad">cannot render: {_e(exc)}</span></div>')
     out.append("</body></html>")
     path = supplements_dir / "index.html"
-    path.write_text("\n".join(out), encoding="utf-8", errors="backslashreplace")
+    atomic_write_text(path, "\n".join(out))  # a full disk leaves the previous page, not half of a new one
     return path
