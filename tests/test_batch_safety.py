@@ -143,3 +143,80 @@ def test_real_full_filesystem_on_supplements(tmp_path):
     assert all(r[1] in LABELS for r in rows[1:])
     errors = _dict_rows(tmp_path / "res" / "errors.csv")
     assert errors and all(e["stage"] == "write" and "No space left" in e["reason"] for e in errors), errors
+
+
+# --- 8. SIGTERM / SIGINT to the parent -----------------------------------------------------------------------------
+
+def _group_members(pgid: int) -> list[tuple[int, str]]:
+    """(pid, command) of every live process in process group ``pgid`` (Linux /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            out.append((int(d.name), cmd[:120]))
+    return out
+
+
+def _journal_ids(res: Path) -> list[str]:
+    import json
+
+    ids = []
+    for p in sorted((res / ".progress").glob("rank*.jsonl")):
+        for line in p.read_bytes().splitlines():
+            try:
+                ids.append(json.loads(line)["id"])
+            except ValueError:
+                pass
+    return ids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_to_the_parent_takes_everything_down_and_keeps_the_rows(tmp_path, sig):
+    names = [f"clip_{i:02d}.mp4" for i in range(6)]
+    _clips(tmp_path / "in", names)
+    res = tmp_path / "res"
+    cmd = [sys.executable, str(ROOT / "test_script.py"), "--input", str(tmp_path / "in"), "--output", str(res),
+           "--supplements", str(tmp_path / "sup"), "--backend", "lite", "--workers", "1"]
+    log = open(tmp_path / "stderr.txt", "wb")  # a file, not a pipe: an orphaned worker would hold a pipe open
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=log)
+    try:
+        deadline = time.monotonic() + 180
+        while len(_journal_ids(res)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the job ended before it could be signalled"
+        assert len(_journal_ids(res)) >= 2
+        os.kill(proc.pid, sig)  # the parent only, as `kill PID` or a scheduler would
+        proc.wait(timeout=60)
+        err = (tmp_path / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+        assert proc.returncode == 128 + sig, (proc.returncode, err[-2000:])
+        assert "Traceback" not in err, err[-3000:]
+        deadline = time.monotonic() + 15  # the resource tracker exits once its pipe closes
+        while _group_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _group_members(proc.pid) == [], "processes survived the signal"
+        journal = _journal_ids(res)
+        assert len(journal) == len(set(journal)) >= 2
+        rows = _rows(res / "label_prediction.csv")
+        assert rows[0] == ["ID", "Label"] and sorted(r[0] for r in rows[1:]) == sorted(journal)
+        assert all(r[1] in LABELS for r in rows[1:])
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        log.close()
+    done = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=_env(), capture_output=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _rows(res / "label_prediction.csv")
+    assert sorted(r[0] for r in rows[1:]) == [Path(n).stem for n in names]
+    assert sorted(_journal_ids(res)) == [Path(n).stem for n in names], "a finished file was redone or lost"

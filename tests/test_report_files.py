@@ -4,7 +4,7 @@ import os
 import pytest
 
 from omni_mer.evidence.types import Segment
-from omni_mer.report.files import Journal, inside, safe_dirname, srt, write_results
+from omni_mer.report.files import Journal, inside, supplement_dirname, srt, write_results
 from omni_mer.batch.predict import PredictConfig, list_inputs
 
 
@@ -19,8 +19,8 @@ def test_journal_ignores_a_torn_last_line_and_appends_cleanly(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "..", ".", "-rf", "a/b", "名字 with space", "\x00x"])
-def test_safe_dirname_never_escapes(tmp_path, name):
-    d = safe_dirname(name)
+def test_supplement_dirname_never_escapes(tmp_path, name):
+    d = supplement_dirname(name)
     assert "/" not in d and d not in (".", "..") and not d.startswith("-")
     inside(tmp_path, tmp_path / d)
 

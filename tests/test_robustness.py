@@ -65,9 +65,9 @@ def test_bad_input_gets_a_row(suite, case):
         assert err["stage"] and len(err["reason"]) > 5
     rec = suite["records"][case.id]
     if err is None:  # analysed: its supplements exist
-        from omni_mer.report.files import safe_dirname
+        from omni_mer.report.files import supplement_dirname
 
-        d = suite["root"] / "sup" / safe_dirname(case.id)
+        d = suite["root"] / "sup" / supplement_dirname(case.id)
         assert (d / "explanation.json").is_file(), f"no supplements for {case.entry!r}"
         assert rec["label"] == suite["preds"][case.id]
 

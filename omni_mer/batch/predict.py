@@ -22,8 +22,9 @@ from pathlib import Path
 
 from omni_mer.core.console import LOG_FORMAT
 from omni_mer.core.config import MEDIA_EXTENSIONS, MediaConfig
-from omni_mer.core.errors import EmptyInputError, MediaError
-from omni_mer.report.files import Journal, write_predictions, write_transcriptions
+from omni_mer.batch.stop import StopSignals, die_with_parent
+from omni_mer.core.errors import EmptyInputError, JobInterrupted, MediaError
+from omni_mer.report.files import Journal, write_folder_manifest, write_predictions, write_transcriptions
 
 log = logging.getLogger("omni_mer.batch.predict")
 
@@ -213,9 +214,13 @@ def _build_pipeline(cfg: PredictConfig):
     return pipeline
 
 
-def _worker_main(cfg: PredictConfig, fallback: str, tasks, results, wid: int) -> None:
+def _worker_main(cfg: PredictConfig, fallback: str, tasks, results, wid: int, parent_pid: int) -> None:
+    import signal
+
     from omni_mer.core.console import setup_logging
 
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides, and stops us
     setup_logging("WARNING")
     try:
         pipeline = _build_pipeline(cfg)
@@ -233,7 +238,8 @@ def _worker_main(cfg: PredictConfig, fallback: str, tasks, results, wid: int) ->
 class _Worker:
     def __init__(self, ctx, cfg: PredictConfig, fallback: str, results, wid: int) -> None:
         self.tasks = ctx.Queue()
-        self.proc = ctx.Process(target=_worker_main, args=(cfg, fallback, self.tasks, results, wid), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(cfg, fallback, self.tasks, results, wid, os.getpid()),
+                                daemon=True)
         self.proc.start()
         self.ready = False
         self.item: InputItem | None = None
@@ -245,6 +251,7 @@ class _Worker:
 
     def stop(self, kill: bool = False) -> None:
         if kill:
+            self.tasks.cancel_join_thread()  # never block exit on a queue nobody reads any more
             self.proc.kill()
         else:
             self.tasks.put(None)
@@ -259,48 +266,49 @@ def _run_workers(cfg: PredictConfig, todo: list[InputItem], fallback: str, on_do
     results = ctx.Queue()
     n = max(1, min(cfg.workers, len(todo)))
     workers = {i: _Worker(ctx, cfg, fallback, results, i) for i in range(n)}
-    pending = list(reversed(todo))
-    next_id = n
-    load_crashes = 0
-    while pending or any(w.item for w in workers.values()):
-        for w in workers.values():
-            if w.ready and w.item is None and pending:
-                w.give(pending.pop())
-        try:
-            kind, wid, payload = results.get(timeout=0.5)
-        except queue.Empty:
-            kind = None
-        if kind == "fatal":
+    try:
+        pending = list(reversed(todo))
+        next_id = n
+        load_crashes = 0
+        while pending or any(w.item for w in workers.values()):
             for w in workers.values():
-                w.stop(kill=True)
-            raise RuntimeError(f"could not load the models: {payload}")
-        if kind == "ready" and wid in workers:  # a worker may have died right after saying ready
-            workers[wid].ready = True
-        elif kind == "done" and wid in workers:
-            workers[wid].item = None
-            on_done(payload)
-        now = time.monotonic()
-        for wid_, w in list(workers.items()):
-            timed_out = w.item is not None and now - w.started > cfg.timeout_s
-            died = not w.proc.is_alive()
-            if timed_out or died:
-                if died and not w.ready:  # crashed while loading the models: would crash again, forever
-                    load_crashes += 1
-                    if load_crashes >= 3:
-                        for other in workers.values():
-                            other.stop(kill=True)
-                        raise RuntimeError(f"worker process died while loading the models {load_crashes} times "
-                                           f"(exit code {w.proc.exitcode})")
-                if w.item is not None:
-                    stage, why = ("timeout", f"took longer than {cfg.timeout_s:g} s") if timed_out else (
-                        "crash", f"worker process died (exit code {w.proc.exitcode})")
-                    log.error("%s: %s", w.item.path, why)
-                    on_done(_error_record(w.item, stage, why, fallback))
-                w.stop(kill=True)
-                del workers[wid_]
-                if pending:
-                    workers[next_id] = _Worker(ctx, cfg, fallback, results, next_id)
-                    next_id += 1
+                if w.ready and w.item is None and pending:
+                    w.give(pending.pop())
+            try:
+                kind, wid, payload = results.get(timeout=0.5)
+            except queue.Empty:
+                kind = None
+            if kind == "fatal":
+                raise RuntimeError(f"could not load the models: {payload}")
+            if kind == "ready" and wid in workers:  # a worker may have died right after saying ready
+                workers[wid].ready = True
+            elif kind == "done" and wid in workers:
+                workers[wid].item = None
+                on_done(payload)
+            now = time.monotonic()
+            for wid_, w in list(workers.items()):
+                timed_out = w.item is not None and now - w.started > cfg.timeout_s
+                died = not w.proc.is_alive()
+                if timed_out or died:
+                    if died and not w.ready:  # crashed while loading the models: would crash again, forever
+                        load_crashes += 1
+                        if load_crashes >= 3:
+                            raise RuntimeError(f"worker process died while loading the models {load_crashes} "
+                                               f"times (exit code {w.proc.exitcode})")
+                    if w.item is not None:
+                        stage, why = ("timeout", f"took longer than {cfg.timeout_s:g} s") if timed_out else (
+                            "crash", f"worker process died (exit code {w.proc.exitcode})")
+                        log.error("%s: %s", w.item.path, why)
+                        on_done(_error_record(w.item, stage, why, fallback))
+                    w.stop(kill=True)
+                    del workers[wid_]
+                    if pending:
+                        workers[next_id] = _Worker(ctx, cfg, fallback, results, next_id)
+                        next_id += 1
+    except BaseException:  # a stop signal, a fatal error: no worker outlives the loop
+        for w in workers.values():
+            w.stop(kill=True)
+        raise
     for w in workers.values():
         w.stop()
 
@@ -342,6 +350,7 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
         if cfg.supplements is not None:
             _supplements_step("remove stale temp files", lambda: [p.unlink(missing_ok=True)
                                                                    for p in cfg.supplements.glob(".*.tmp*")])
+            _supplements_step("write folders.json", write_folder_manifest, cfg.supplements, [it.id for it in items])
     ids = {it.id for it in items}
     progress = cfg.output / PROGRESS_DIR
     journal = Journal(progress / f"rank{rank}.jsonl")
@@ -363,34 +372,41 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="videos", unit="file", disable=None)
 
     def on_done(rec: dict) -> None:
-        journal.append(rec)
-        records[rec["id"]] = rec
-        bar.update(1)
-        if rec.get("error"):
-            log.warning("%s -> %s (failed at %s: %s)", rec["file"], rec["label"], rec["error"]["stage"],
-                        rec["error"]["reason"])
-        else:
-            log.info("%s -> %s  timings %s", rec["file"], rec["label"], rec.get("timings"))
-        if world == 1:  # keep the CSV current: a kill leaves every finished row in place
-            _write_csvs(cfg, records)
+        with stop.critical():  # a stop signal waits until the journal line and the CSV rewrite are done
+            journal.append(rec)
+            records[rec["id"]] = rec
+            bar.update(1)
+            if rec.get("error"):
+                log.warning("%s -> %s (failed at %s: %s)", rec["file"], rec["label"], rec["error"]["stage"],
+                            rec["error"]["reason"])
+            else:
+                log.info("%s -> %s  timings %s", rec["file"], rec["label"], rec.get("timings"))
+            if world == 1:  # keep the CSV current: a kill leaves every finished row in place
+                _write_csvs(cfg, records)
 
-    if todo:
-        if cfg.workers == 0:
-            pipeline = _build_pipeline(cfg)
-            for it in todo:
-                on_done(process_one(pipeline, it, cfg, fallback))
-        else:
-            _run_workers(cfg, todo, fallback, on_done)
-    bar.close()
-
-    (progress / f"done.rank{rank}").parent.mkdir(parents=True, exist_ok=True)
-    (progress / f"done.rank{rank}").write_text("ok")
-    if rank != 0:
-        return records
-    if world > 1:
-        _wait_for_ranks(progress, world, cfg.timeout_s * max(1, len(items)))
-        records = {k: v for k, v in _merge_journals(progress).items() if k in ids}
-    _write_csvs(cfg, records)
+    with StopSignals() as stop:
+        try:
+            if todo:
+                if cfg.workers == 0:
+                    pipeline = _build_pipeline(cfg)
+                    for it in todo:
+                        on_done(process_one(pipeline, it, cfg, fallback))
+                else:
+                    _run_workers(cfg, todo, fallback, on_done)
+            bar.close()
+            (progress / f"done.rank{rank}").parent.mkdir(parents=True, exist_ok=True)
+            (progress / f"done.rank{rank}").write_text("ok")
+            if rank != 0:
+                return records
+            if world > 1:
+                _wait_for_ranks(progress, world, cfg.timeout_s * max(1, len(items)))
+                records = {k: v for k, v in _merge_journals(progress).items() if k in ids}
+            with stop.critical():
+                _write_csvs(cfg, records)
+        except JobInterrupted as exc:
+            bar.close()
+            _write_after_stop(cfg, progress, ids, len(mine), exc, rank)
+            raise
     if cfg.supplements is not None:
         _supplements_step("write index.html", lambda: write_index_html(cfg.supplements,
                                                                         _report_entries(cfg.supplements, records)))
@@ -402,6 +418,19 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
                   "is complete. Free the space and rerun with --resume to write them", n_write,
                   cfg.output / "label_prediction.csv")
     return records
+
+
+def _write_after_stop(cfg: PredictConfig, progress: Path, ids: set[str], n_mine: int, exc: JobInterrupted,
+                      rank: int) -> None:
+    """After a stop signal (the workers are already gone): the CSVs again, from the journal on disk, so every
+    file that finished before the signal has its row whatever instant the signal came."""
+    if rank != 0:
+        log.warning("rank %d %s; rerun with --resume to finish", rank, exc)
+        return
+    records = {k: v for k, v in _merge_journals(progress).items() if k in ids}
+    _write_csvs(cfg, records)
+    log.warning("%s: %s has the %d finished rows (of %d); rerun with --resume to finish the rest", exc,
+                cfg.output / "label_prediction.csv", len(records), n_mine)
 
 
 def _supplements_step(what: str, fn, *args, **kwargs) -> bool:
@@ -433,14 +462,14 @@ def _wait_for_ranks(progress: Path, world: int, limit_s: float) -> None:
 def _report_entries(supplements: Path, records: dict[str, dict]) -> list[dict]:
     import json
 
-    from omni_mer.report.files import safe_dirname
+    from omni_mer.report.files import supplement_dirname
 
     entries = []
     for rid in sorted(records):
         rec = records[rid]
         entry = {"id": rid, "file": rec.get("file", rid), "label": rec["label"], "error": rec.get("error"),
-                 "dir": safe_dirname(rid)}
-        expl = supplements / safe_dirname(rid) / "explanation.json"
+                 "dir": supplement_dirname(rid)}
+        expl = supplements / entry["dir"] / "explanation.json"
         if not rec.get("error") and expl.is_file():
             entry["explanation"] = json.loads(expl.read_text(encoding="utf-8"))
         entries.append(entry)
@@ -506,7 +535,10 @@ def main(argv: list[str] | None = None, prog: str = "omni-mer predict") -> int:
         cfg = config_from_args(args)
     except ValueError as exc:
         ap.error(str(exc))
-    run(cfg)  # a missing or empty input folder raises a user error: one line and exit 2 (the CLI dispatcher, omni_mer.cli)
+    try:
+        run(cfg)  # a missing or empty input folder raises a user error: one line and exit 2 (omni_mer.cli)
+    except JobInterrupted as exc:
+        return 128 + exc.signum  # the shell's convention for "ended by signal N"
     return 0
 
 

@@ -55,3 +55,16 @@ class EmptyInputError(OmniMerError):
 
 class ConfigError(OmniMerError, ValueError):
     """A bad configuration value; the message names the value and the valid ones."""
+
+
+class JobInterrupted(BaseException):
+    """SIGTERM or SIGINT reached the batch job. A BaseException (like KeyboardInterrupt) so that no per-file
+    ``except Exception`` turns a stop request into an error row; the job stops its workers, rewrites the CSVs from
+    the journal and exits with 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = int(signum)
+        self.signame = signal.Signals(self.signum).name
+        super().__init__(f"stopped by {self.signame}")

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from omni_mer.core.answer import rationale_text
 from omni_mer.core.config import MODALITIES
 from omni_mer.core.labels import LABEL_NAMES, LABELS
-from omni_mer.report.files import atomic_write_text
+from omni_mer.report.files import INDEX_HTML, atomic_write_text, supplement_dirname
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,9 @@ def _normalise(entry: dict) -> dict:
 
 
 def _folder(entry: dict, supplements_dir: Path) -> tuple[str, Path] | None:
-    """The entry's folder name (``dir`` when given, else the id) if it is a plain child of supplements_dir."""
-    name = str(entry.get("dir") or entry.get("id") or "")
+    """The entry's folder name (``dir`` when given, else supplement_dirname(id)) if it is a plain child of
+    supplements_dir."""
+    name = str(entry.get("dir") or (supplement_dirname(str(entry["id"])) if entry.get("id") is not None else ""))
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         return None
     return name, supplements_dir / name
@@ -211,6 +212,6 @@ def write_index_html(supplements_dir: Path, entries: list[dict], title: str = "o
             out.append(f'<div class="card"><span class="id">{_e(e.get("id"))}</span> '
                        f'<span class="bad">cannot render: {_e(exc)}</span></div>')
     out.append("</body></html>")
-    path = supplements_dir / "index.html"
+    path = supplements_dir / INDEX_HTML
     atomic_write_text(path, "\n".join(out))  # a full disk leaves the previous page, not half of a new one
     return path
