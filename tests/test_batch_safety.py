@@ -220,3 +220,75 @@ def test_signal_to_the_parent_takes_everything_down_and_keeps_the_rows(tmp_path,
     rows = _rows(res / "label_prediction.csv")
     assert sorted(r[0] for r in rows[1:]) == [Path(n).stem for n in names]
     assert sorted(_journal_ids(res)) == [Path(n).stem for n in names], "a finished file was redone or lost"
+
+
+# --- 9. --resume matches on content, not only on the ID -----------------------------------------------------------
+
+def _journal_counts(res: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for rid in _journal_ids(res):
+        counts[rid] = counts.get(rid, 0) + 1
+    return counts
+
+
+def test_resume_redoes_an_edited_video(tmp_path, caplog):
+    _clips(tmp_path / "in", ["a.mp4", "b.mp4", "c.mp4"])
+    res = tmp_path / "res"
+    cfg = PredictConfig(input=tmp_path / "in", output=res, supplements=None, backend="lite", workers=0)
+    run(cfg)
+    # a: replaced by another video; b: same size and mtime, bytes changed near the end (an in-place edit that
+    # restores the timestamp); c: untouched
+    _video(tmp_path / "in" / "a.mp4", seconds=2.5)
+    b = tmp_path / "in" / "b.mp4"
+    st = b.stat()
+    data = bytearray(b.read_bytes())
+    data[-100] ^= 0xFF
+    b.write_bytes(bytes(data))
+    os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert b.stat().st_size == st.st_size and b.stat().st_mtime_ns == st.st_mtime_ns
+    cfg.resume = True
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="omni_mer.batch.predict"):
+        run(cfg)
+    assert _journal_counts(res) == {"a": 2, "b": 2, "c": 1}
+    msgs = " ".join(r.getMessage() for r in caplog.records)
+    assert "changed since" in msgs and "a.mp4" in msgs and "b.mp4" in msgs
+    assert sorted(r[0] for r in _rows(res / "label_prediction.csv")[1:]) == ["a", "b", "c"]
+
+
+def test_resume_redoes_journal_lines_without_a_content_hash(tmp_path, caplog):
+    import json
+    import logging
+
+    _clips(tmp_path / "in", ["a.mp4", "b.mp4"])
+    res = tmp_path / "res"
+    cfg = PredictConfig(input=tmp_path / "in", output=res, supplements=None, backend="lite", workers=0)
+    run(cfg)
+    journal = res / ".progress" / "rank0.jsonl"
+    recs = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+    assert all("content" in r for r in recs)
+    recs[0].pop("content")  # a line written before content hashes existed
+    journal.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    cfg.resume = True
+    with caplog.at_level(logging.INFO, logger="omni_mer.batch.predict"):
+        run(cfg)
+    assert _journal_counts(res) == {recs[0]["id"]: 2, recs[1]["id"]: 1}
+    assert any("no content hash" in r.getMessage() for r in caplog.records)
+
+
+def test_resume_retries_write_stage_failures(tmp_path, monkeypatch):
+    _clips(tmp_path / "in", ["a.mp4", "b.mp4"])
+    sup, res = tmp_path / "sup", tmp_path / "res"
+    sup.mkdir()
+    _full_disk_under(monkeypatch, sup)
+    cfg = PredictConfig(input=tmp_path / "in", output=res, supplements=sup, backend="lite", workers=0)
+    run(cfg)
+    monkeypatch.undo()
+    assert {r["stage"] for r in _dict_rows(res / "errors.csv")} == {"write"}
+    cfg.resume = True
+    run(cfg)  # the disk has space again
+    assert _dict_rows(res / "errors.csv") == []
+    assert _journal_counts(res) == {"a": 2, "b": 2}
+    manifest = __import__("json").loads((sup / "folders.json").read_text(encoding="utf-8"))
+    assert all((sup / f / "explanation.json").is_file() for f in manifest["folders"])

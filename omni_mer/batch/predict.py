@@ -72,6 +72,7 @@ class InputItem:
     id: str
     path: Path
     problem: str | None = None  # set when the entry must not be opened (reported as an error row)
+    content: dict | None = None  # content_fingerprint(path), set by run(); --resume compares it with the journal's
 
 
 def display_name(name: str) -> str:
@@ -131,6 +132,60 @@ def assign_ids(names: list[str], id_with_ext: bool = False) -> list[str]:
     return out
 
 
+FINGERPRINT_BYTES = 256 * 1024  # hashed at each end of a file
+
+
+def content_fingerprint(path: Path) -> dict | None:
+    """What --resume compares to decide that a journaled file is the same file: size, mtime (ns) and a SHA-256
+    of the first and last FINGERPRINT_BYTES. A full hash would read every byte of every video at each start
+    (minutes for a folder of hour-long files); this reads 512 KiB per file and still catches a replaced file, any
+    edit that changes the size or the time stamp, and in-place edits of the container's index (at one end of
+    every mp4/mkv). None when the file cannot be read (its analysis then reports why)."""
+    import hashlib
+
+    try:
+        st = os.stat(path)
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            h.update(f.read(FINGERPRINT_BYTES))
+            if st.st_size > FINGERPRINT_BYTES:
+                f.seek(max(FINGERPRINT_BYTES, st.st_size - FINGERPRINT_BYTES))
+                h.update(f.read(FINGERPRINT_BYTES))
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_ends": h.hexdigest()}
+
+
+def _stale(item: InputItem, rec: dict) -> str | None:
+    """Why the journal record ``rec`` no longer stands for ``item`` (the file is then redone), or None."""
+    if "content" not in rec:
+        return "its journal line has no content hash (written by an older version)"
+    if rec["content"] != item.content:
+        return "changed since it was labelled (size, time stamp or bytes differ)"
+    return None
+
+
+def _current(items: dict[str, InputItem], recs: dict[str, dict]) -> dict[str, dict]:
+    """The journal records that still stand for this input folder's files (same ID, same content)."""
+    return {k: v for k, v in recs.items() if k in items and _stale(items[k], v) is None}
+
+
+def _todo(mine: list[InputItem], finished: dict[str, dict], supplements: bool) -> list[InputItem]:
+    """The files --resume must (re)do, each redone one with a log line saying why."""
+    todo = []
+    for it in mine:
+        rec = finished.get(it.id)
+        why = "not finished" if rec is None else _stale(it, rec)
+        if why is None and supplements and (rec.get("error") or {}).get("stage") == "write":
+            why = "its supplements could not be written last time"
+        if why is None:
+            continue
+        if rec is not None:
+            log.info("%s: %s; redoing it", display_name(it.path.name), why)
+        todo.append(it)
+    return todo
+
+
 def list_inputs(input_dir: Path, id_with_ext: bool = False) -> list[InputItem]:
     """Every visible entry of ``input_dir`` that should get a CSV row, sorted by ID (``assign_ids``: one distinct
     ID per entry, valid UTF-8 even for names that are not).
@@ -170,7 +225,7 @@ def list_inputs(input_dir: Path, id_with_ext: bool = False) -> list[InputItem]:
 
 
 def _error_record(item: InputItem, stage: str, reason: str, label: str) -> dict:
-    return {"id": item.id, "file": display_name(item.path.name), "label": label,
+    return {"id": item.id, "file": display_name(item.path.name), "label": label, "content": item.content,
             "error": {"stage": stage, "reason": display_name(reason)}}  # reasons quote the (maybe non-UTF-8) name
 
 
@@ -190,7 +245,7 @@ def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: s
         log.exception("%s: analysis failed", item.path)
         return _error_record(item, "analyze", f"{type(exc).__name__}: {exc}", fallback_label)
     rec = {
-        "id": item.id, "file": display_name(item.path.name), "label": analysis.label,
+        "id": item.id, "file": display_name(item.path.name), "label": analysis.label, "content": item.content,
         "probs": analysis.explanation["probs"],
         "language": analysis.evidence.language, "transcript": analysis.evidence.transcript,
         "warnings": analysis.clip.warnings, "error": None,
@@ -351,7 +406,10 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
             _supplements_step("remove stale temp files", lambda: [p.unlink(missing_ok=True)
                                                                    for p in cfg.supplements.glob(".*.tmp*")])
             _supplements_step("write folders.json", write_folder_manifest, cfg.supplements, [it.id for it in items])
-    ids = {it.id for it in items}
+    for it in items:  # what --resume compares, and what the journal records for each file
+        if it.problem is None:
+            it.content = content_fingerprint(it.path)
+    by_id = {it.id: it for it in items}
     progress = cfg.output / PROGRESS_DIR
     journal = Journal(progress / f"rank{rank}.jsonl")
     if not cfg.resume:
@@ -361,14 +419,14 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
                 stale.unlink()
     finished = _merge_journals(progress) if cfg.resume else {}
     mine = [it for i, it in enumerate(items) if i % world == rank]
-    todo = [it for it in mine if it.id not in finished]
+    todo = _todo(mine, finished, cfg.supplements is not None)
     # The lite prior is the fallback label for files that fail, whatever the backend (a calibrated lite prior is
     # the training set's prior; an untrained omni model has none).
     fallback = LiteScorer.from_path(cfg.calibration).prior_label()
     log.info("%d inputs in %s; rank %d/%d has %d, %d already done; fallback label %s",
              len(items), cfg.input, rank, world, len(mine), len(mine) - len(todo), fallback)
 
-    records = {k: v for k, v in finished.items() if k in ids}
+    records = _current(by_id, finished)
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="videos", unit="file", disable=None)
 
     def on_done(rec: dict) -> None:
@@ -400,12 +458,12 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
                 return records
             if world > 1:
                 _wait_for_ranks(progress, world, cfg.timeout_s * max(1, len(items)))
-                records = {k: v for k, v in _merge_journals(progress).items() if k in ids}
+                records = _current(by_id, _merge_journals(progress))
             with stop.critical():
                 _write_csvs(cfg, records)
         except JobInterrupted as exc:
             bar.close()
-            _write_after_stop(cfg, progress, ids, len(mine), exc, rank)
+            _write_after_stop(cfg, progress, by_id, len(mine), exc, rank)
             raise
     if cfg.supplements is not None:
         _supplements_step("write index.html", lambda: write_index_html(cfg.supplements,
@@ -420,14 +478,14 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
     return records
 
 
-def _write_after_stop(cfg: PredictConfig, progress: Path, ids: set[str], n_mine: int, exc: JobInterrupted,
+def _write_after_stop(cfg: PredictConfig, progress: Path, by_id: dict[str, InputItem], n_mine: int, exc: JobInterrupted,
                       rank: int) -> None:
     """After a stop signal (the workers are already gone): the CSVs again, from the journal on disk, so every
     file that finished before the signal has its row whatever instant the signal came."""
     if rank != 0:
         log.warning("rank %d %s; rerun with --resume to finish", rank, exc)
         return
-    records = {k: v for k, v in _merge_journals(progress).items() if k in ids}
+    records = _current(by_id, _merge_journals(progress))
     _write_csvs(cfg, records)
     log.warning("%s: %s has the %d finished rows (of %d); rerun with --resume to finish the rest", exc,
                 cfg.output / "label_prediction.csv", len(records), n_mine)
