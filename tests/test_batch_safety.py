@@ -292,3 +292,145 @@ def test_resume_retries_write_stage_failures(tmp_path, monkeypatch):
     assert _journal_counts(res) == {"a": 2, "b": 2}
     manifest = __import__("json").loads((sup / "folders.json").read_text(encoding="utf-8"))
     assert all((sup / f / "explanation.json").is_file() for f in manifest["folders"])
+
+
+# --- minor: fatal output errors are one line, exit 2 ---------------------------------------------------------------
+
+def _predict_cli(argv: list[str], capsys) -> tuple[int, str]:
+    from omni_mer.cli import run_command
+
+    rc = run_command("predict", argv, prog="test_script.py")
+    return rc, capsys.readouterr().err
+
+
+def test_output_path_that_is_a_file_is_one_line_exit_2(tmp_path, capsys):
+    _clips(tmp_path / "in", ["a.mp4"])
+    (tmp_path / "res").write_text("I am a file")
+    for out in (tmp_path / "res", tmp_path / "res" / "sub"):
+        rc, err = _predict_cli(["--input", str(tmp_path / "in"), "--output", str(out), "--no-supplements",
+                                "--backend", "lite", "--workers", "0"], capsys)
+        assert rc == 2 and "Traceback" not in err, err
+        line = [ln for ln in err.splitlines() if ln.startswith("test_script.py: error:")]
+        assert len(line) == 1 and str(out) in line[0], err
+
+
+def test_output_disk_full_mid_run_is_one_line_exit_2_and_resumable(tmp_path, capsys, monkeypatch):
+    from omni_mer.batch import predict
+
+    _clips(tmp_path / "in", ["a.mp4", "b.mp4", "c.mp4"])
+    real, calls = predict.write_predictions, []
+
+    def full_after_one(out, recs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / "label_prediction.csv"))
+        return real(out, recs)
+
+    monkeypatch.setattr(predict, "write_predictions", full_after_one)
+    argv = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "res"), "--no-supplements", "--backend",
+            "lite", "--workers", "0"]
+    rc, err = _predict_cli(argv, capsys)
+    assert rc == 2 and "Traceback" not in err and "No space left" in err and "--resume" in err, err
+    monkeypatch.undo()
+    rc, err = _predict_cli(argv + ["--resume"], capsys)
+    assert rc == 0, err
+    assert sorted(r[0] for r in _rows(tmp_path / "res" / "label_prediction.csv")[1:]) == ["a", "b", "c"]
+    assert _journal_counts(tmp_path / "res") == {"a": 1, "b": 1, "c": 1}  # nothing finished was redone
+
+
+def _userns_ro_bind_works() -> bool:
+    if not _userns_tmpfs_works():
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp "
+                            "&& ! touch /tmp/.omni-mer-ro-probe 2>/dev/null && echo ok"],
+                           capture_output=True, text=True, timeout=30)
+    return "ok" in probe.stdout
+
+
+@pytest.mark.skipif(not _userns_ro_bind_works(), reason="needs unprivileged user+mount namespaces (unshare -rm)")
+def test_read_only_output_is_one_line_exit_2(tmp_path):
+    _clips(tmp_path / "in", ["a.mp4"])
+    res = tmp_path / "res"
+    res.mkdir()
+    job = (f"mount --bind {res} {res} && mount -o remount,bind,ro {res} && exec {sys.executable} "
+           f"{ROOT / 'test_script.py'} --input {tmp_path / 'in'} --output {res} --no-supplements --backend lite")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", job], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "Read-only file system" in done.stderr, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1].startswith("test_script.py: error:")
+
+
+# --- minor: dot-files, two video streams, formula IDs, absolute paths in reasons -----------------------------------
+
+def test_hidden_files_get_a_log_line_and_no_row(tmp_path, caplog):
+    import logging
+
+    from omni_mer.batch.predict import list_inputs
+
+    _clips(tmp_path, ["a.mp4"])
+    (tmp_path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    shutil.copy(tmp_path / "a.mp4", tmp_path / "._a.mp4")
+    with caplog.at_level(logging.INFO, logger="omni_mer.batch.predict"):
+        items = list_inputs(tmp_path)
+    assert [it.id for it in items] == ["a"]
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any(".DS_Store" in m and "hidden" in m for m in msgs), msgs
+    assert any("._a.mp4" in m and "hidden" in m for m in msgs), msgs
+
+
+def test_two_video_streams_decode_the_default_one(tmp_path):
+    from omni_mer.media import decode, probe
+    from tests.media_makers import write_two_video_streams
+
+    for ext in (".mkv", ".mp4"):
+        p = write_two_video_streams(tmp_path / f"two{ext}")
+        clip = decode(p)
+        assert clip.frames.shape[1:3] == (24, 32), (ext, clip.frames.shape)  # stream 1, the default
+        assert clip.frames[..., 2].mean() > 150 and clip.frames[..., 0].mean() < 100  # blue, not red
+        assert probe(p) is not None
+
+
+FORMULA_IDS = ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "=HYPERLINK(\"http://x\",\"y\")"]
+
+
+def test_formula_ids_are_defused_in_errors_and_reports_but_exact_in_label_prediction(tmp_path):
+    from omni_mer.report.files import write_results
+    from omni_mer.report.html import write_index_html
+
+    recs = {i: {"id": i, "label": "NEUT", "error": {"stage": "decode", "reason": f"=bad {i}"}} for i in FORMULA_IDS}
+    recs["ok=1"] = {"id": "ok=1", "label": "WPOS", "error": None, "language": "en", "transcript": "=2+2 said"}
+    recs["=t"] = {"id": "=t", "label": "WPOS", "error": None, "language": "en", "transcript": "fine"}
+    write_results(tmp_path, tmp_path, recs)
+    assert sorted(r[0] for r in _rows(tmp_path / "label_prediction.csv")[1:]) == sorted(recs)  # exact
+    for row in _rows(tmp_path / "errors.csv")[1:]:
+        assert row[0].startswith("'") and row[0][1:] in FORMULA_IDS, row
+        assert row[2].startswith("'="), row
+    trans = {r[0]: r for r in _rows(tmp_path / "transcription_results.csv")[1:]}
+    assert set(trans) == {"ok=1", "'=t"} and trans["ok=1"][2] == "'=2+2 said"
+    entries = [{"id": i, "file": i + ".mp4", "label": r["label"], "error": r["error"]} for i, r in recs.items()]
+    page = write_index_html(tmp_path / "sup", entries).read_bytes().decode("utf-8")  # keep \r as written
+    import html
+
+    for i in FORMULA_IDS:
+        assert f"<td>{html.escape(i)}</td>" not in page and f"<td>{html.escape(chr(39) + i)}</td>" in page, i
+
+
+def test_error_reasons_carry_no_absolute_paths(tmp_path):
+    from tests.media_makers import write_empty, write_text_as_video
+
+    inp, outside = tmp_path / "in", tmp_path / "outside"
+    inp.mkdir()
+    write_empty(inp / "empty.mp4")
+    write_text_as_video(inp / "notes.mp4")
+    _clips(outside, ["secret.mp4"])
+    os.symlink(outside / "secret.mp4", inp / "link.mp4")
+    (inp / "dir.mp4").mkdir()
+    cfg = PredictConfig(input=inp, output=tmp_path / "res", supplements=None, backend="lite", workers=0)
+    run(cfg)
+    errors = {r["ID"]: r["reason"] for r in _dict_rows(tmp_path / "res" / "errors.csv")}
+    assert set(errors) == {"empty", "notes", "link", "dir"}
+    for rid, reason in errors.items():
+        assert str(tmp_path) not in reason and str(tmp_path.resolve()) not in reason, (rid, reason)
+    assert errors["empty"].startswith("empty.mp4:")
+    assert "../outside/secret.mp4" in errors["link"]

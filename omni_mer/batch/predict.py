@@ -17,13 +17,14 @@ import queue
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omni_mer.core.console import LOG_FORMAT
 from omni_mer.core.config import MEDIA_EXTENSIONS, MediaConfig
 from omni_mer.batch.stop import StopSignals, die_with_parent
-from omni_mer.core.errors import EmptyInputError, JobInterrupted, MediaError
+from omni_mer.core.errors import EmptyInputError, JobInterrupted, MediaError, OutputError
 from omni_mer.report.files import Journal, write_folder_manifest, write_predictions, write_transcriptions
 
 log = logging.getLogger("omni_mer.batch.predict")
@@ -197,14 +198,16 @@ def list_inputs(input_dir: Path, id_with_ext: bool = False) -> list[InputItem]:
     root = input_dir.resolve()
     items: list[InputItem] = []
     for entry in sorted(os.scandir(input_dir), key=lambda e: e.name):
-        if entry.name.startswith("."):
+        if entry.name.startswith("."):  # .DS_Store, ._x.mp4 (macOS resource forks), .nfs*: not videos, no row
+            log.info("skipping hidden file %s (hidden files are not labelled)", display_name(entry.name))
             continue
         path = Path(entry.path)
         problem = None
         if entry.is_symlink():
             target = path.resolve()
             if root not in target.parents:
-                problem = f"symlink to {display_name(str(target))} points outside the input folder (not followed)"
+                shown = os.path.relpath(target, root)  # relative to the input folder: no absolute paths in CSVs
+                problem = f"symlink to {display_name(shown)} points outside the input folder (not followed)"
             elif not target.exists():
                 problem = "broken symlink"
         if problem is None and entry.is_dir():
@@ -224,7 +227,17 @@ def list_inputs(input_dir: Path, id_with_ext: bool = False) -> list[InputItem]:
     return sorted(items, key=lambda it: it.id)
 
 
+def _relative(reason: str, folder: Path, shown: str = "") -> str:
+    """``reason`` with ``folder``'s path (as given, absolute or resolved) and its separator replaced by ``shown``:
+    errors.csv names files relative to the input folder, not by where the machine keeps them."""
+    for form in sorted({str(folder), os.path.abspath(folder), str(Path(folder).resolve())}, key=len, reverse=True):
+        if form not in (".", ""):
+            reason = reason.replace(form.rstrip(os.sep) + os.sep, shown)
+    return reason
+
+
 def _error_record(item: InputItem, stage: str, reason: str, label: str) -> dict:
+    reason = _relative(reason, item.path.parent)
     return {"id": item.id, "file": display_name(item.path.name), "label": label, "content": item.content,
             "error": {"stage": stage, "reason": display_name(reason)}}  # reasons quote the (maybe non-UTF-8) name
 
@@ -255,7 +268,8 @@ def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: s
             write_supplements(analysis, cfg.supplements, blur=cfg.blur, save_audio=cfg.save_audio)
         except Exception as exc:
             log.exception("%s: writing supplements failed", item.path)
-            rec["error"] = {"stage": "write", "reason": f"{type(exc).__name__}: {exc}"}
+            reason = _relative(f"{type(exc).__name__}: {exc}", cfg.supplements, f"{cfg.supplements.name}/")
+            rec["error"] = {"stage": "write", "reason": _relative(reason, item.path.parent)}
     rec["timings"] = {**{k: round(v, 3) for k, v in analysis.timings.items()},
                       "total": round(time.perf_counter() - t0, 3)}
     return rec
@@ -394,15 +408,22 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
                               "--allow-empty to write an empty result")
     if not items:
         log.warning("input folder %s is empty (--allow-empty): writing a result with no rows", cfg.input)
-    cfg.output.mkdir(parents=True, exist_ok=True)
+    progress = cfg.output / PROGRESS_DIR
+    journal = Journal(progress / f"rank{rank}.jsonl")
+    with _writing_output(cfg):  # a read-only, missing or full --output (or a file there): one line, exit 2
+        cfg.output.mkdir(parents=True, exist_ok=True)
+        _add_run_log(cfg.output / ("run.log" if world == 1 else f"run.rank{rank}.log"))
+        if rank == 0:  # temp files of an atomic write interrupted by a kill: never read, just litter
+            for stale in cfg.output.glob(".*.tmp*"):
+                stale.unlink(missing_ok=True)
+        if not cfg.resume:
+            journal.reset()
+            if rank == 0:
+                for stale in progress.glob("done.rank*"):
+                    stale.unlink()
     if cfg.supplements is not None:  # may fail (read-only, full): each file's supplements then fail and are recorded
         _supplements_step("create the supplements folder", cfg.supplements.mkdir, parents=True, exist_ok=True)
-    _add_run_log(cfg.output / ("run.log" if world == 1 else f"run.rank{rank}.log"))
-
-    if rank == 0:  # temp files of an atomic write interrupted by a kill: never read, just litter
-        for stale in cfg.output.glob(".*.tmp*"):
-            stale.unlink(missing_ok=True)
-        if cfg.supplements is not None:
+        if rank == 0:
             _supplements_step("remove stale temp files", lambda: [p.unlink(missing_ok=True)
                                                                    for p in cfg.supplements.glob(".*.tmp*")])
             _supplements_step("write folders.json", write_folder_manifest, cfg.supplements, [it.id for it in items])
@@ -410,13 +431,6 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
         if it.problem is None:
             it.content = content_fingerprint(it.path)
     by_id = {it.id: it for it in items}
-    progress = cfg.output / PROGRESS_DIR
-    journal = Journal(progress / f"rank{rank}.jsonl")
-    if not cfg.resume:
-        journal.reset()
-        if rank == 0:
-            for stale in progress.glob("done.rank*"):
-                stale.unlink()
     finished = _merge_journals(progress) if cfg.resume else {}
     mine = [it for i, it in enumerate(items) if i % world == rank]
     todo = _todo(mine, finished, cfg.supplements is not None)
@@ -430,7 +444,8 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="videos", unit="file", disable=None)
 
     def on_done(rec: dict) -> None:
-        with stop.critical():  # a stop signal waits until the journal line and the CSV rewrite are done
+        # a stop signal waits until the journal line and the CSV rewrite are done
+        with stop.critical(), _writing_output(cfg, resumable=True):
             journal.append(rec)
             records[rec["id"]] = rec
             bar.update(1)
@@ -452,14 +467,15 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
                 else:
                     _run_workers(cfg, todo, fallback, on_done)
             bar.close()
-            (progress / f"done.rank{rank}").parent.mkdir(parents=True, exist_ok=True)
-            (progress / f"done.rank{rank}").write_text("ok")
+            with _writing_output(cfg, resumable=True):
+                (progress / f"done.rank{rank}").parent.mkdir(parents=True, exist_ok=True)
+                (progress / f"done.rank{rank}").write_text("ok")
             if rank != 0:
                 return records
             if world > 1:
                 _wait_for_ranks(progress, world, cfg.timeout_s * max(1, len(items)))
                 records = _current(by_id, _merge_journals(progress))
-            with stop.critical():
+            with stop.critical(), _writing_output(cfg, resumable=True):
                 _write_csvs(cfg, records)
         except JobInterrupted as exc:
             bar.close()
@@ -489,6 +505,21 @@ def _write_after_stop(cfg: PredictConfig, progress: Path, by_id: dict[str, Input
     _write_csvs(cfg, records)
     log.warning("%s: %s has the %d finished rows (of %d); rerun with --resume to finish the rest", exc,
                 cfg.output / "label_prediction.csv", len(records), n_mine)
+
+
+@contextmanager
+def _writing_output(cfg: PredictConfig, resumable: bool = False):
+    """Turn an OSError while writing into --output into one OutputError line naming the folder and the reason."""
+    try:
+        yield
+    except OSError as exc:
+        if cfg.output.exists() and not cfg.output.is_dir():
+            why = "it is a file, not a folder"
+        else:
+            why = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        hint = ("; the files finished so far are in its journal: fix this and rerun with --resume to finish"
+                if resumable else "")
+        raise OutputError(f"cannot write the results to --output {cfg.output}: {why}{hint}") from exc
 
 
 def _supplements_step(what: str, fn, *args, **kwargs) -> bool:

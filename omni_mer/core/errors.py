@@ -53,6 +53,11 @@ class EmptyInputError(OmniMerError):
     """The input folder holds nothing to label (the batch job refuses to write an empty result silently)."""
 
 
+class OutputError(OmniMerError):
+    """The results cannot be written (--output read-only, missing, a file, or full): the batch job stops with one
+    line naming the folder and the reason; what finished is in its journal for --resume."""
+
+
 class ConfigError(OmniMerError, ValueError):
     """A bad configuration value; the message names the value and the valid ones."""
 

@@ -44,6 +44,17 @@ def _csv_field(value) -> str:
     return text
 
 
+SPREADSHEET_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value) -> str:
+    """``value`` as text a spreadsheet shows instead of evaluating: a leading ``= + - @``, tab or CR gets a ``'``
+    in front (OWASP's CSV-injection defence). Used for errors.csv, transcription_results.csv and index.html;
+    label_prediction.csv keeps every ID exact (the organizers' scorer reads it, not a spreadsheet)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(SPREADSHEET_FORMULA_START) else text
+
+
 def _csv_text(header: list[str], rows: list[list]) -> str:
     """RFC 4180 fields, "\n" line ends: simple IDs stay unquoted (``ID,Label`` exact), csv.reader reads back one
     row per record whatever the fields hold."""
@@ -217,17 +228,20 @@ class Journal:
 
 
 def write_predictions(output_dir: Path, records: dict[str, dict]) -> None:
-    """Rewrite the required label_prediction.csv and errors.csv (in ``output_dir``) from the finished records."""
+    """Rewrite the required label_prediction.csv (IDs exact) and errors.csv (IDs and reasons through
+    ``spreadsheet_text``) in ``output_dir`` from the finished records."""
     ordered = [records[k] for k in sorted(records)]
     atomic_write_text(Path(output_dir) / PREDICTIONS_CSV, _csv_text(["ID", "Label"], [[r["id"], r["label"]] for r in ordered]))
-    errs = [[r["id"], r["error"]["stage"], r["error"]["reason"]] for r in ordered if r.get("error")]
+    errs = [[spreadsheet_text(r["id"]), r["error"]["stage"], spreadsheet_text(r["error"]["reason"])]
+            for r in ordered if r.get("error")]
     atomic_write_text(Path(output_dir) / ERRORS_CSV, _csv_text(["ID", "stage", "reason"], errs))
 
 
 def write_transcriptions(supplements_dir: Path, records: dict[str, dict]) -> None:
     """Rewrite ``supplements_dir``/transcription_results.csv from the finished records (analysed files only)."""
     ordered = [records[k] for k in sorted(records)]
-    rows = [[r["id"], r.get("language", ""), r.get("transcript", "")] for r in ordered
+    rows = [[spreadsheet_text(r["id"]), r.get("language", ""), spreadsheet_text(r.get("transcript", ""))]
+            for r in ordered
             if not r.get("error") or r["error"].get("stage") == "write"]
     atomic_write_text(Path(supplements_dir) / TRANSCRIPTIONS_CSV, _csv_text(["ID", "language", "transcript"], rows))
 
