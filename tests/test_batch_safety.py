@@ -391,7 +391,7 @@ def test_two_video_streams_decode_the_default_one(tmp_path):
         assert probe(p) is not None
 
 
-FORMULA_IDS = ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "=HYPERLINK(\"http://x\",\"y\")"]
+FORMULA_IDS = ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\t=x", "\r\n@x", " =x", "=HYPERLINK(\"http://x\",\"y\")"]
 
 
 def test_formula_ids_are_defused_in_errors_and_reports_but_exact_in_label_prediction(tmp_path):

@@ -44,15 +44,16 @@ def _csv_field(value) -> str:
     return text
 
 
-SPREADSHEET_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+SPREADSHEET_FORMULA_START = ("=", "+", "-", "@")
 
 
 def spreadsheet_text(value) -> str:
-    """``value`` as text a spreadsheet shows instead of evaluating: a leading ``= + - @``, tab or CR gets a ``'``
-    in front (OWASP's CSV-injection defence). Used for errors.csv, transcription_results.csv and index.html;
-    label_prediction.csv keeps every ID exact (the organizers' scorer reads it, not a spreadsheet)."""
+    """``value`` as text a spreadsheet shows instead of evaluating: one starting with ``= + - @`` (after any
+    leading spaces, tabs or line breaks, which spreadsheets skip) gets a ``'`` in front (OWASP's CSV-injection
+    defence). Used for errors.csv, transcription_results.csv and index.html; label_prediction.csv keeps every ID
+    exact (the organizers' scorer reads it, not a spreadsheet)."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(SPREADSHEET_FORMULA_START) else text
+    return "'" + text if text.lstrip(" \t\r\n").startswith(SPREADSHEET_FORMULA_START) else text
 
 
 def _csv_text(header: list[str], rows: list[list]) -> str:
