@@ -374,12 +374,26 @@ def _run_workers(cfg: PredictConfig, todo: list[InputItem], fallback: str, on_do
                     if pending:
                         workers[next_id] = _Worker(ctx, cfg, fallback, results, next_id)
                         next_id += 1
-    except BaseException:  # a stop signal, a fatal error: no worker outlives the loop
+    except BaseException as exc:  # a stop signal, a fatal error: no worker outlives the loop
+        if isinstance(exc, JobInterrupted):  # results already sent but not yet read are computed work: keep them
+            _drain_results(results, workers, on_done)
         for w in workers.values():
             w.stop(kill=True)
         raise
     for w in workers.values():
         w.stop()
+
+
+def _drain_results(results, workers: dict, on_done) -> None:
+    """Journal the files the workers finished and sent before a stop signal (the parent had not read them yet)."""
+    while True:
+        try:
+            kind, wid, payload = results.get(timeout=0.2)
+        except (queue.Empty, OSError, EOFError, ValueError):
+            return
+        if kind == "done" and wid in workers and workers[wid].item is not None:
+            workers[wid].item = None
+            on_done(payload)
 
 
 def _rank() -> tuple[int, int]:
