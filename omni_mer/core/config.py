@@ -10,7 +10,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 SAMPLE_RATE = 16_000
 MODALITIES: tuple[str, ...] = ("text", "audio", "visual")
-LANGUAGES: tuple[str, ...] = ("en", "zh")  # the languages of clips, prompts, ASR language ID and the text head
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".aac", ".opus")
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + AUDIO_EXTENSIONS

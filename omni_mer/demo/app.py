@@ -29,6 +29,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from omni_mer.core.answer import rationale_text  # noqa: E402
+from omni_mer.core.i18n import language_code  # noqa: E402
 from omni_mer.demo.chat import ChatContext, EvidenceAnswerer, make_answerer  # noqa: E402
 from omni_mer.core.config import MEDIA_EXTENSIONS, VIDEO_EXTENSIONS  # noqa: E402
 from omni_mer.core.errors import MediaError, OmniMerError  # noqa: E402
@@ -140,13 +141,9 @@ def why_not_question(state: dict | None, lang: str) -> str:
     return t("q_why_not_neg" if positive else "q_why_not", lang)
 
 
-def _lang(lang: str | None) -> str:
-    return "zh" if (lang or "").lower().startswith("zh") else "en"
-
-
 def t(key: str, lang: str = "en", **kw) -> str:
     """UI string ``key`` in ``lang`` (en/zh), formatted with ``kw``."""
-    return UI[_lang(lang)][key].format(**kw)
+    return UI[language_code(lang)][key].format(**kw)
 
 
 class UploadError(OmniMerError):
@@ -162,7 +159,7 @@ class UploadError(OmniMerError):
 
 def error_message(exc: BaseException, lang: str = "en") -> str:
     """A readable one-paragraph message for any failure (no traceback, no server paths)."""
-    lang = _lang(lang)
+    lang = language_code(lang)
     if isinstance(exc, UploadError):
         return exc.message(lang)
     if isinstance(exc, MediaError):
@@ -266,7 +263,7 @@ class DemoApp:
         """Validate and analyse one file; never raises (errors become a readable message)."""
         import time
 
-        lang = _lang(lang)
+        lang = language_code(lang)
         t0 = time.perf_counter()
         try:
             path = self.validate(path)
@@ -301,7 +298,7 @@ class DemoApp:
     @staticmethod
     def summary(e: dict, lang: str, seconds: float = 0.0) -> str:
         """The first answer after an upload: label, probability bars, rationale."""
-        lang = _lang(lang)
+        lang = language_code(lang)
         label = e["label"]
         lines = [t("result", lang, code=label, en=LABEL_NAMES["en"][label], zh=LABEL_NAMES["zh"][label],
                    p=float(e["probs"].get(label, 0.0))), "",
