@@ -6,7 +6,7 @@ mattered most?", "how sure are you?", "why?") and the answer is built from the e
 counterfactual labels and probabilities. Every number or quote in an answer comes from the explanation, so an
 answer can be checked against explanation.json.
 
-The omni backend (``ModelAnswerer``) hands the same facts plus the question to the scorer's model and shows its
+The omni backend (``ModelAnswerer``) hands the same facts plus the question to the scorer (``OmniScorer.reply``) and shows its
 reply together with the evidence-based answer (a small or untrained model can write nonsense; the evidence answer
 keeps the reply grounded).
 
@@ -472,12 +472,6 @@ class ModelAnswerer(EvidenceAnswerer):
         self.last_new_tokens = 0  # tokens the model produced for the last answer
 
     def _generate(self, question: str, ctx: ChatContext, lang: str) -> str:
-        import torch
-
-        from omni_mer.omni.inputs import suppress_token_ids, to_device
-        from omni_mer.omni.model import base_thinker
-
-        processor, model = self.scorer.processor, self.scorer.model
         reply_lang = "Chinese" if lang == "zh" else "English"
         system = ("You explain a multimodal sentiment prediction. Answer the user's question in "
                   f"{reply_lang}, briefly, using only the facts given.")
@@ -485,18 +479,8 @@ class ModelAnswerer(EvidenceAnswerer):
             {"role": "system", "content": [{"type": "text", "text": system}]},
             {"role": "user", "content": [{"type": "text", "text": f"Facts:\n{facts(ctx)}\n\nQuestion: {question}"}]},
         ]
-        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        inputs = processor(text=[text], return_tensors="pt", padding=True)
-        device = next(base_thinker(model).parameters()).device
-        feed = to_device(inputs, device, next(base_thinker(model).parameters()).dtype)
-        tok = processor.tokenizer
-        with torch.inference_mode():
-            out = model.generate(**feed, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                 suppress_tokens=suppress_token_ids(processor), pad_token_id=tok.pad_token_id)
-        base_thinker(model).model.rope_deltas = None
-        new = out[0, feed["input_ids"].shape[1]:]
-        self.last_new_tokens = int(new.shape[0])
-        return tok.decode(new, skip_special_tokens=True).strip()
+        text, self.last_new_tokens = self.scorer.reply(messages, self.max_new_tokens)  # the scorer's inference path
+        return text
 
     def answer(self, question: str, ctx: ChatContext | None, lang: str = "en") -> str:
         grounded = answer(question, ctx, lang)
@@ -516,7 +500,7 @@ class ModelAnswerer(EvidenceAnswerer):
 
 
 def make_answerer(scorer) -> EvidenceAnswerer:
-    """ModelAnswerer when the scorer carries a generative model (omni), else EvidenceAnswerer."""
-    if getattr(scorer, "name", "") == "omni" and hasattr(scorer, "model") and hasattr(scorer, "processor"):
+    """ModelAnswerer when the scorer can reply in words (the omni scorer's ``reply``), else EvidenceAnswerer."""
+    if getattr(scorer, "name", "") == "omni" and callable(getattr(scorer, "reply", None)):
         return ModelAnswerer(scorer)
     return EvidenceAnswerer()
