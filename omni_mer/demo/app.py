@@ -26,8 +26,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-
 from omni_mer.core.answer import rationale_text  # noqa: E402
 from omni_mer.core.i18n import language_code  # noqa: E402
 from omni_mer.demo.chat import ChatContext, EvidenceAnswerer, make_answerer  # noqa: E402
@@ -45,7 +43,6 @@ SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "Noto Sans", "Noto Sans CJK SC", "WenQuanYi Micro Hei",
                 "DejaVu Sans", "Helvetica", "Arial", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "DejaVu Sans Mono", "Menlo", "Consolas", "monospace"]
-_N_THUMBS = 4
 
 # ------------------------------------------------------------------------------------------------ UI text
 
@@ -247,11 +244,10 @@ class DemoApp:
         thumbs = None
         try:
             if len(clip.frames):
-                from omni_mer.pipeline import thumbnails
+                from omni_mer.report.thumbnails import blurred_frames, picture_indices
 
-                thumbs = thumbnails(clip, _N_THUMBS, blur=self.blur_faces)
-                idx = np.unique(np.linspace(0, len(clip.frames) - 1, num=min(_N_THUMBS, len(clip.frames)))
-                                .round().astype(int))
+                idx = picture_indices(clip)  # the frames explanation.png of the same clip shows
+                thumbs = blurred_frames(clip, idx, blur=self.blur_faces)
                 explanation["thumbnail_times"] = [float(clip.frame_times[i]) for i in idx]
         except Exception:  # thumbnails are decoration: the chart is still useful without them
             log.warning("thumbnails failed for %s; drawing the chart without them", clip.id, exc_info=True)

@@ -9,7 +9,8 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
+
+from omni_mer.report.thumbnails import PICTURE_FRAMES, SAVED_FRAMES, blurred_frames, pick, saved_indices
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +182,11 @@ def srt(segments) -> str:
 
 
 def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_audio: bool = False,
-                      max_frames: int = 8) -> Path:
+                      max_frames: int = SAVED_FRAMES) -> Path:
     """Test_Supplements/<ID>/: transcript.txt/.srt, frames/ (faces blurred by default), explanation.json/.png."""
     from PIL import Image
 
     from omni_mer.report.plots import render_explanation_png
-    from omni_mer.pipeline import thumbnail_indices, thumbnails
 
     out = inside(Path(supplements_dir), Path(supplements_dir) / safe_dirname(analysis.id))
     out.mkdir(parents=True, exist_ok=True)
@@ -194,8 +194,8 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
     atomic_write_text(out / "transcript.txt", (ev.transcript.strip() + "\n") if ev.transcript.strip() else "")
     atomic_write_text(out / "transcript.srt", srt(ev.segments))
 
-    idx = thumbnail_indices(clip, max_frames)
-    frames = thumbnails(clip, n=max_frames, blur=blur)
+    idx = saved_indices(clip, max_frames)
+    frames = blurred_frames(clip, idx, blur=blur)  # blurred once: frames/ and the picture share them
     frame_dir = out / "frames"
     if frame_dir.is_dir():
         for old in frame_dir.glob("*.jpg"):
@@ -212,7 +212,7 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
     expl = dict(analysis.explanation)
     expl["frames_blurred"] = bool(blur)
     atomic_write_text(out / "explanation.json", json.dumps(expl, ensure_ascii=False, indent=2))
-    pick = [int(k) for k in np.unique(np.linspace(0, len(frames) - 1, num=min(4, len(frames))).round())] if frames else []
-    expl["thumbnail_times"] = [float(clip.frame_times[idx[k]]) for k in pick]
-    render_explanation_png(expl, clip, out / "explanation.png", thumbnails=[frames[k] for k in pick])
+    shown = pick(len(idx), PICTURE_FRAMES)  # the picture's frames, as thumbnails.picture_indices picks them
+    expl["thumbnail_times"] = [float(clip.frame_times[idx[k]]) for k in shown]
+    render_explanation_png(expl, clip, out / "explanation.png", thumbnails=[frames[k] for k in shown])
     return out
