@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             md += [f"All {batch['inputs']} inputs in one folder, one batch: exit code {batch['rc']}, "
                    f"{batch['rows']} rows ({batch['unique_rows']} unique), {batch['errors']} in errors.csv, "
                    f"{batch['wall_s']} s, peak RSS {batch['peak_rss_mb']} MB.", ""]
-        md += ["The same inputs are test cases in `tests/test_robustness.py` (the 10-minute video is marked "
+        md += ["The same inputs are test cases in `tests/test_bad_inputs.py` (the 10-minute video is marked "
                "`slow`; a 60 s video stands in for it in the default run), together with: the per-file time limit "
                "(a worker stuck past `--timeout` is killed, the file gets a `timeout` row and a fresh worker takes "
                "the next file) and a check that nothing is written outside `--output`/`--supplements` whatever "
