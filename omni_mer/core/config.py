@@ -25,7 +25,7 @@ class MediaConfig:
     max_audio_seconds: float = 300.0  # audio kept per clip; longer files are truncated with a warning
     decode_timeout_s: float = 120.0  # wall-clock budget for decoding one file
     use_audio_in_video: bool = True  # Qwen2.5-Omni: interleave the video's audio (TMRoPE); processor+forward+generate
-    # H.264/HEVC: don't decode non-reference frames (bit-exact frames, fewer of them; media._fast_decode)
+    # H.264/HEVC: don't decode non-reference frames (bit-exact frames, fewer of them; media.decoder._fast_decode)
     fast_video_decode: bool = True
 
     def __post_init__(self) -> None:
