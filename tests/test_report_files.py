@@ -4,7 +4,8 @@ import os
 import pytest
 
 from omni_mer.evidence.types import Segment
-from omni_mer.report.files import Journal, inside, safe_dirname, srt, write_results
+from omni_mer.batch.journal import Journal
+from omni_mer.report.files import inside, safe_dirname, srt, write_results
 from omni_mer.batch.predict import PredictConfig, list_inputs
 
 

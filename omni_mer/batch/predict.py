@@ -23,7 +23,8 @@ from pathlib import Path
 from omni_mer.core.console import LOG_FORMAT
 from omni_mer.core.config import MEDIA_EXTENSIONS, MediaConfig
 from omni_mer.core.errors import EmptyInputError, MediaError
-from omni_mer.report.files import Journal, write_results
+from omni_mer.batch.journal import Journal
+from omni_mer.report.files import write_results
 
 log = logging.getLogger("omni_mer.batch.predict")
 
