@@ -1,4 +1,5 @@
-"""Measure robustness and write docs/robustness.md.
+"""Measure input robustness (every bad file gets a row and a reason) and noise robustness (accuracy under
+perturbations), and write docs/robustness.md.
 
 1. Builds the whole bad-input suite (tests/bad_inputs.py, 10-minute video included unless --quick) in a temp folder.
 2. Runs the real batch job (``python test_script.py --backend lite``) once per input, each in its own folder, and
