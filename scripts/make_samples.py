@@ -19,7 +19,7 @@ from scipy.signal import resample_poly
 from skimage import data, transform
 
 from omni_mer.core.labels import from_mosei, from_sims
-from tests.media_makers import write_audio, write_video
+from omni_mer.media.write import write_audio, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "samples"

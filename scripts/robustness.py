@@ -1,4 +1,5 @@
-"""Measure robustness and write docs/robustness.md.
+"""Measure input robustness (every bad file gets a row and a reason) and noise robustness (accuracy under
+perturbations), and write docs/robustness.md.
 
 1. Builds the whole bad-input suite (tests/bad_inputs.py, 10-minute video included unless --quick) in a temp folder.
 2. Runs the real batch job (``python test_script.py --backend lite``) once per input, each in its own folder, and
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{batch['rows']} rows ({batch['unique_rows']} unique; {rowed} expected, hidden files get "
                    f"none), {batch['errors']} in errors.csv, {batch['wall_s']} s, peak RSS "
                    f"{batch['peak_rss_mb']} MB.", ""]
-        md += ["The same inputs are test cases in `tests/test_robustness.py` (the 10-minute video is marked "
+        md += ["The same inputs are test cases in `tests/test_bad_inputs.py` (the 10-minute video is marked "
                "`slow`; a 60 s video stands in for it in the default run), together with: the per-file time limit "
                "(a worker stuck past `--timeout` is killed, the file gets a `timeout` row and a fresh worker takes "
                "the next file) and a check that nothing is written outside `--output`/`--supplements` whatever "

@@ -1,6 +1,6 @@
 """The bad-input suite: every awkward file the organizers might drop into Test_Data, built from tests.media_makers.
 
-Shared by tests/test_robustness.py and scripts/robustness.py (which times each one and writes docs/robustness.md).
+Shared by tests/test_bad_inputs.py and scripts/robustness.py (which times each one and writes docs/robustness.md).
 
     CASES: list[BadInput]                      every case, in a stable order
     build_suite(input_dir, outside_dir, include_slow=False, names=None) -> dict[name, BadInput]

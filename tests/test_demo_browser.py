@@ -1,6 +1,6 @@
 """The real demo server driven by headless Debian Chromium (Playwright; no browser download).
 
-Starts `python -m omni_mer.demo.app --backend lite` on 127.0.0.1 with a free port in a subprocess, uploads
+Starts `python -m omni_mer.demo --backend lite` on 127.0.0.1 with a free port in a subprocess, uploads
 samples/en_happy_review.mp4, waits for the label and the explanation chart, asks follow-up questions (English, then
 Chinese after switching the UI language), saves full-page screenshots (printed paths; also copied to
 docs/demo_screenshot.png and docs/demo_screenshot_summary.png when OMNI_MER_SAVE_SCREENSHOT=1), uploads a bad file
@@ -51,7 +51,7 @@ def server(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "omni_mer.demo.app", "--backend", "lite", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "omni_mer.demo", "--backend", "lite", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

@@ -51,3 +51,10 @@ def test_the_checker_sees_a_cli_import(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from omni_mer.cli import emit\n\nfrom omni_mer import cli\nimport omni_mer.cli.x\n")
     assert {line for line, m in _imported_modules(probe) if _is_cli(m)} == {2, 4, 5}
+
+
+def test_the_package_needs_nothing_of_the_tests():
+    # the wheel ships omni_mer/ alone; scikit-image is a test dependency (pyproject's [test] extra)
+    bad = [f"{p.relative_to(PACKAGE.parent)}:{line} imports {module}" for p in sorted(PACKAGE.rglob("*.py"))
+           for line, module in _imported_modules(p) if module.split(".")[0] in ("tests", "skimage")]
+    assert not bad, bad

@@ -4,7 +4,8 @@ import os
 import pytest
 
 from omni_mer.evidence.types import Segment
-from omni_mer.report.files import Journal, inside, supplement_dirname, srt, write_results
+from omni_mer.batch.journal import Journal
+from omni_mer.report.files import inside, srt, supplement_dirname, write_results
 from omni_mer.batch.predict import PredictConfig, list_inputs
 
 
@@ -66,26 +67,3 @@ def test_config_validation_names_bad_values():
         PredictConfig(backend="gpu")
     with pytest.raises(ValueError, match="--adapter"):
         PredictConfig(backend="lite", adapter="x")
-
-
-def test_blur_carries_boxes_over_frames_where_the_detector_misses():
-    import numpy as np
-
-    from omni_mer.core.clip import Clip
-    from omni_mer.pipeline import thumbnails
-
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)
-    clip = Clip(path=None, id="x", frames=frames, frame_times=np.arange(4) / 2, fps=2.0,
-                audio=np.zeros(0, np.float32), duration=2.0, has_video=True, has_audio=False)
-    calls = []
-
-    def flaky_detector(frame):  # finds the face only in the first frame
-        calls.append(1)
-        return [(16, 16, 32, 32)] if len(calls) == 1 else []
-
-    out = thumbnails(clip, n=4, blur=True, detector=flaky_detector)
-    for orig, blurred in zip(frames, out):
-        assert not np.array_equal(orig[16:48, 16:48], blurred[16:48, 16:48])  # every face region changed
-        np.testing.assert_array_equal(orig[:8, :8], blurred[:8, :8])  # far outside the box untouched
-    np.testing.assert_array_equal(thumbnails(clip, n=4, blur=False)[1], frames[1])

@@ -23,9 +23,10 @@ from pathlib import Path
 
 from omni_mer.core.console import LOG_FORMAT
 from omni_mer.core.config import MEDIA_EXTENSIONS, MediaConfig
+from omni_mer.batch.journal import Journal
 from omni_mer.batch.stop import StopSignals, die_with_parent
 from omni_mer.core.errors import EmptyInputError, JobInterrupted, MediaError, OutputError
-from omni_mer.report.files import Journal, write_folder_manifest, write_predictions, write_transcriptions
+from omni_mer.report.files import write_folder_manifest, write_predictions, write_transcriptions
 
 log = logging.getLogger("omni_mer.batch.predict")
 

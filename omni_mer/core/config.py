@@ -10,7 +10,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 SAMPLE_RATE = 16_000
 MODALITIES: tuple[str, ...] = ("text", "audio", "visual")
-LANGUAGES: tuple[str, ...] = ("en", "zh")  # the languages of clips, prompts, ASR language ID and the text head
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".aac", ".opus")
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + AUDIO_EXTENSIONS
@@ -26,7 +25,7 @@ class MediaConfig:
     max_audio_seconds: float = 300.0  # audio kept per clip; longer files are truncated with a warning
     decode_timeout_s: float = 120.0  # wall-clock budget for decoding one file
     use_audio_in_video: bool = True  # Qwen2.5-Omni: interleave the video's audio (TMRoPE); processor+forward+generate
-    # H.264/HEVC: don't decode non-reference frames (bit-exact frames, fewer of them; media._fast_decode)
+    # H.264/HEVC: don't decode non-reference frames (bit-exact frames, fewer of them; media.decoder._fast_decode)
     fast_video_decode: bool = True
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from omni_mer.core.config import LANGUAGES
+from omni_mer.core.i18n import LANGUAGES
 from omni_mer.data.manifest import ManifestRecord, Problem, iter_csv, normalise_split
 from omni_mer.core.labels import from_mosei, from_sims, label_from_text
 

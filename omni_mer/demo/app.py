@@ -26,9 +26,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-
 from omni_mer.core.answer import rationale_text  # noqa: E402
+from omni_mer.core.i18n import language_code  # noqa: E402
 from omni_mer.demo.chat import ChatContext, EvidenceAnswerer, make_answerer  # noqa: E402
 from omni_mer.core.config import MEDIA_EXTENSIONS, VIDEO_EXTENSIONS  # noqa: E402
 from omni_mer.core.errors import MediaError, OmniMerError  # noqa: E402
@@ -44,7 +43,6 @@ SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "Noto Sans", "Noto Sans CJK SC", "WenQuanYi Micro Hei",
                 "DejaVu Sans", "Helvetica", "Arial", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "DejaVu Sans Mono", "Menlo", "Consolas", "monospace"]
-_N_THUMBS = 4
 
 # ------------------------------------------------------------------------------------------------ UI text
 
@@ -140,13 +138,9 @@ def why_not_question(state: dict | None, lang: str) -> str:
     return t("q_why_not_neg" if positive else "q_why_not", lang)
 
 
-def _lang(lang: str | None) -> str:
-    return "zh" if (lang or "").lower().startswith("zh") else "en"
-
-
 def t(key: str, lang: str = "en", **kw) -> str:
     """UI string ``key`` in ``lang`` (en/zh), formatted with ``kw``."""
-    return UI[_lang(lang)][key].format(**kw)
+    return UI[language_code(lang)][key].format(**kw)
 
 
 class UploadError(OmniMerError):
@@ -162,7 +156,7 @@ class UploadError(OmniMerError):
 
 def error_message(exc: BaseException, lang: str = "en") -> str:
     """A readable one-paragraph message for any failure (no traceback, no server paths)."""
-    lang = _lang(lang)
+    lang = language_code(lang)
     if isinstance(exc, UploadError):
         return exc.message(lang)
     if isinstance(exc, MediaError):
@@ -250,11 +244,10 @@ class DemoApp:
         thumbs = None
         try:
             if len(clip.frames):
-                from omni_mer.pipeline import thumbnails
+                from omni_mer.report.thumbnails import blurred_frames, picture_indices
 
-                thumbs = thumbnails(clip, _N_THUMBS, blur=self.blur_faces)
-                idx = np.unique(np.linspace(0, len(clip.frames) - 1, num=min(_N_THUMBS, len(clip.frames)))
-                                .round().astype(int))
+                idx = picture_indices(clip)  # the frames explanation.png of the same clip shows
+                thumbs = blurred_frames(clip, idx, blur=self.blur_faces)
                 explanation["thumbnail_times"] = [float(clip.frame_times[i]) for i in idx]
         except Exception:  # thumbnails are decoration: the chart is still useful without them
             log.warning("thumbnails failed for %s; drawing the chart without them", clip.id, exc_info=True)
@@ -266,7 +259,7 @@ class DemoApp:
         """Validate and analyse one file; never raises (errors become a readable message)."""
         import time
 
-        lang = _lang(lang)
+        lang = language_code(lang)
         t0 = time.perf_counter()
         try:
             path = self.validate(path)
@@ -301,7 +294,7 @@ class DemoApp:
     @staticmethod
     def summary(e: dict, lang: str, seconds: float = 0.0) -> str:
         """The first answer after an upload: label, probability bars, rationale."""
-        lang = _lang(lang)
+        lang = language_code(lang)
         label = e["label"]
         lines = [t("result", lang, code=label, en=LABEL_NAMES["en"][label], zh=LABEL_NAMES["zh"][label],
                    p=float(e["probs"].get(label, 0.0))), "",

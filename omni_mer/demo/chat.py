@@ -6,7 +6,7 @@ mattered most?", "how sure are you?", "why?") and the answer is built from the e
 counterfactual labels and probabilities. Every number or quote in an answer comes from the explanation, so an
 answer can be checked against explanation.json.
 
-The omni backend (``ModelAnswerer``) hands the same facts plus the question to the scorer's model and shows its
+The omni backend (``ModelAnswerer``) hands the same facts plus the question to the scorer (``OmniScorer.reply``) and shows its
 reply together with the evidence-based answer (a small or untrained model can write nonsense; the evidence answer
 keeps the reply grounded).
 
@@ -27,15 +27,11 @@ from dataclasses import dataclass, field
 
 from omni_mer.core.config import MODALITIES
 from omni_mer.core.answer import rationale_text
+from omni_mer.core.i18n import MODALITY_NAMES, language_code
 from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE, LABELS
 
 log = logging.getLogger(__name__)
 
-LANGS = ("en", "zh")
-MOD_NAME = {
-    "en": {"text": "words", "audio": "voice", "visual": "face"},
-    "zh": {"text": "文字", "audio": "语音", "visual": "面部"},
-}
 # Target classes of "why not X?" questions. Longer phrases first so "strongly positive" wins over "positive".
 _TARGETS: list[tuple[str, frozenset[str]]] = [
     ("strongly positive", frozenset({"SPOS"})), ("very positive", frozenset({"SPOS"})),
@@ -138,10 +134,6 @@ class Intent:
     target: frozenset[str] = frozenset()  # labels of a why_not question
 
 
-def _lang(lang: str | None) -> str:
-    return "zh" if (lang or "").lower().startswith("zh") else "en"
-
-
 def _find_target(q: str) -> frozenset[str]:
     best: tuple[int, frozenset[str]] | None = None
     for phrase, target in _TARGETS:
@@ -172,7 +164,7 @@ def detect_intent(question: str) -> Intent:
 
 
 def label_name(label: str, lang: str) -> str:
-    return f"{label} ({LABEL_NAMES[_lang(lang)].get(label, label)})"
+    return f"{label} ({LABEL_NAMES[language_code(lang)].get(label, label)})"
 
 
 def _group_name(target: frozenset[str], lang: str) -> str:
@@ -181,7 +173,7 @@ def _group_name(target: frozenset[str], lang: str) -> str:
         frozenset({"SNEG", "WNEG"}): {"en": "negative", "zh": "消极"},
     }
     if target in names:
-        return names[target][_lang(lang)]
+        return names[target][language_code(lang)]
     return " / ".join(label_name(t, lang) for t in LABELS if t in target)
 
 
@@ -207,9 +199,9 @@ def _absent(ctx: ChatContext, m: str, lang: str) -> str:
     if lang == "en":
         what = {"text": "No usable speech was found", "audio": "No usable voice was found",
                 "visual": "No face was visible"}[m]
-        return f"{what}{reason}, so the {MOD_NAME['en'][m]} gave no evidence for this clip."
+        return f"{what}{reason}, so the {MODALITY_NAMES['en'][m]} gave no evidence for this clip."
     what = {"text": "没有找到可用的语音内容", "audio": "没有可用的语音", "visual": "没有检测到人脸"}[m]
-    return f"{what}{reason}，因此{MOD_NAME['zh'][m]}没有为这个片段提供证据。"
+    return f"{what}{reason}，因此{MODALITY_NAMES['zh'][m]}没有为这个片段提供证据。"
 
 
 def _lean(v: float, lang: str) -> str:
@@ -235,8 +227,8 @@ def _contribution(ctx: ChatContext, m: str, lang: str) -> str:
         s += "."
         if cf:
             p = f", p({label}) = {float(cfp):.2f}" if cfp is not None else ""
-            s += (f" Without the {MOD_NAME['en'][m]} the label would still be {label}{p}." if cf == label
-                  else f" Without the {MOD_NAME['en'][m]} the label would change to {label_name(cf, 'en')}{p}.")
+            s += (f" Without the {MODALITY_NAMES['en'][m]} the label would still be {label}{p}." if cf == label
+                  else f" Without the {MODALITY_NAMES['en'][m]} the label would change to {label_name(cf, 'en')}{p}.")
         return s
     s = f"它对 p({label}) 的 Shapley 贡献为 {sh:+.3f}"
     if shv is not None:
@@ -244,8 +236,8 @@ def _contribution(ctx: ChatContext, m: str, lang: str) -> str:
     s += "。"
     if cf:
         p = f"，p({label}) = {float(cfp):.2f}" if cfp is not None else ""
-        s += (f"去掉{MOD_NAME['zh'][m]}后标签仍为 {label}{p}。" if cf == label
-              else f"去掉{MOD_NAME['zh'][m]}后标签会变为 {label_name(cf, 'zh')}{p}。")
+        s += (f"去掉{MODALITY_NAMES['zh'][m]}后标签仍为 {label}{p}。" if cf == label
+              else f"去掉{MODALITY_NAMES['zh'][m]}后标签会变为 {label_name(cf, 'zh')}{p}。")
     return s
 
 
@@ -266,8 +258,7 @@ def _modality_answer(ctx: ChatContext, m: str, lang: str) -> str:
         elif m != "text":
             parts.append("No individual cue stood out.")
         if "valence" in ev:
-            verb = "lean" if m == "text" else "leans"
-            parts.append(f"Overall the {MOD_NAME['en'][m]} {verb} {_lean(float(ev['valence']), lang)} "
+            parts.append(f"Overall the {MODALITY_NAMES['en'][m]} leans {_lean(float(ev['valence']), lang)} "
                          f"(valence {float(ev['valence']):+.2f}, confidence {float(ev.get('confidence', 0)):.2f}).")
         parts.append(_contribution(ctx, m, lang))
         return " ".join(parts)
@@ -281,7 +272,7 @@ def _modality_answer(ctx: ChatContext, m: str, lang: str) -> str:
     elif m != "text":
         parts.append("没有特别突出的线索。")
     if "valence" in ev:
-        parts.append(f"{MOD_NAME['zh'][m]}整体倾向{_lean(float(ev['valence']), lang)}"
+        parts.append(f"{MODALITY_NAMES['zh'][m]}整体倾向{_lean(float(ev['valence']), lang)}"
                      f"（效价 {float(ev['valence']):+.2f}，置信度 {float(ev.get('confidence', 0)):.2f}）。")
     parts.append(_contribution(ctx, m, lang))
     return "".join(parts)
@@ -299,27 +290,27 @@ def _most_answer(ctx: ChatContext, lang: str) -> str:
     top = ranked[0]
     changes = [m for m in present if e.get("counterfactual", {}).get(m) not in (None, label)]
     if lang == "en":
-        vals = ", ".join(f"{MOD_NAME['en'][m]} {sh[m]:+.3f}" for m in ranked)
-        s = (f"The **{MOD_NAME['en'][top]}** mattered most. Shapley contributions to p({label}) "
+        vals = ", ".join(f"{MODALITY_NAMES['en'][m]} {sh[m]:+.3f}" for m in ranked)
+        s = (f"The **{MODALITY_NAMES['en'][top]}** mattered most. Shapley contributions to p({label}) "
              f"(they sum to {float(e.get('value_all', 0)):.2f} − {float(e.get('value_none', 0)):.2f}): {vals}.")
         if changes:
-            s += " Removing the " + " or the ".join(MOD_NAME["en"][m] for m in changes) + " would change the label."
+            s += " Removing the " + " or the ".join(MODALITY_NAMES["en"][m] for m in changes) + " would change the label."
         else:
             s += " Removing any single modality would leave the label unchanged."
         absent = [m for m in MODALITIES if m not in present]
         if absent:
-            s += " Absent: " + ", ".join(MOD_NAME["en"][m] for m in absent) + "."
+            s += " Absent: " + ", ".join(MODALITY_NAMES["en"][m] for m in absent) + "."
         return s
-    vals = "，".join(f"{MOD_NAME['zh'][m]} {sh[m]:+.3f}" for m in ranked)
-    s = (f"**{MOD_NAME['zh'][top]}**最重要。对 p({label}) 的 Shapley 贡献"
+    vals = "，".join(f"{MODALITY_NAMES['zh'][m]} {sh[m]:+.3f}" for m in ranked)
+    s = (f"**{MODALITY_NAMES['zh'][top]}**最重要。对 p({label}) 的 Shapley 贡献"
          f"（总和为 {float(e.get('value_all', 0)):.2f} − {float(e.get('value_none', 0)):.2f}）：{vals}。")
     if changes:
-        s += "去掉" + "或".join(MOD_NAME["zh"][m] for m in changes) + "会改变标签。"
+        s += "去掉" + "或".join(MODALITY_NAMES["zh"][m] for m in changes) + "会改变标签。"
     else:
         s += "去掉任何单个模态都不会改变标签。"
     absent = [m for m in MODALITIES if m not in present]
     if absent:
-        s += "缺失的模态：" + "、".join(MOD_NAME["zh"][m] for m in absent) + "。"
+        s += "缺失的模态：" + "、".join(MODALITY_NAMES["zh"][m] for m in absent) + "。"
     return s
 
 
@@ -353,14 +344,14 @@ def _why_not_answer(ctx: ChatContext, target: frozenset[str], lang: str) -> str:
                      f"{label_name(label, lang)}.")
         if against:
             parts.append("Pulling away from " + tname + ": " + ", ".join(
-                f"the {MOD_NAME['en'][m]} ({shv[m]:+.2f} expected valence)" for m in against) + ".")
+                f"the {MODALITY_NAMES['en'][m]} ({shv[m]:+.2f} expected valence)" for m in against) + ".")
         if towards:
             parts.append("Pulling towards it: " + ", ".join(
-                f"the {MOD_NAME['en'][m]} ({shv[m]:+.2f})" for m in towards) + ", but not enough.")
+                f"the {MODALITY_NAMES['en'][m]} ({shv[m]:+.2f})" for m in towards) + ", but not enough.")
         if cues_against:
             parts.append("Strongest cues against it: " + _join([_cue(c, lang) for c in cues_against], lang) + ".")
         if cf_hits:
-            parts.append("Without the " + " or the ".join(MOD_NAME["en"][m] for m in cf_hits) + " the label would be "
+            parts.append("Without the " + " or the ".join(MODALITY_NAMES["en"][m] for m in cf_hits) + " the label would be "
                          + ", ".join(label_name(e["counterfactual"][m], lang) for m in cf_hits) + ".")
         else:
             parts.append(f"Removing any single modality would still not give {tname}.")
@@ -368,14 +359,14 @@ def _why_not_answer(ctx: ChatContext, target: frozenset[str], lang: str) -> str:
     parts.append(f"模型给{tname}的概率为 {p_t:.2f}，而预测的 {label_name(label, lang)} 为 {p_l:.2f}。")
     if against:
         parts.append(f"把结果拉离{tname}的是：" + "、".join(
-            f"{MOD_NAME['zh'][m]}（期望效价 {shv[m]:+.2f}）" for m in against) + "。")
+            f"{MODALITY_NAMES['zh'][m]}（期望效价 {shv[m]:+.2f}）" for m in against) + "。")
     if towards:
         parts.append("把结果推向它的是：" + "、".join(
-            f"{MOD_NAME['zh'][m]}（{shv[m]:+.2f}）" for m in towards) + "，但不够。")
+            f"{MODALITY_NAMES['zh'][m]}（{shv[m]:+.2f}）" for m in towards) + "，但不够。")
     if cues_against:
         parts.append("最反对它的线索：" + _join([_cue(c, lang) for c in cues_against], lang) + "。")
     if cf_hits:
-        parts.append("去掉" + "或".join(MOD_NAME["zh"][m] for m in cf_hits) + "后标签会是 "
+        parts.append("去掉" + "或".join(MODALITY_NAMES["zh"][m] for m in cf_hits) + "后标签会是 "
                      + "、".join(label_name(e["counterfactual"][m], lang) for m in cf_hits) + "。")
     else:
         parts.append(f"去掉任何单个模态都不会得到{tname}。")
@@ -405,7 +396,7 @@ def _why_answer(ctx: ChatContext, lang: str) -> str:
     head = (f"The label is **{label_name(label, lang)}** because:" if lang == "en"
             else f"标签为 **{label_name(label, lang)}**，原因：")
     lines = [f"- {line.strip()}" for line in body.splitlines() if line.strip()]
-    if ctx.explanation.get("language") and _lang(ctx.explanation["language"]) != lang:
+    if ctx.explanation.get("language") and language_code(ctx.explanation["language"]) != lang:
         note = ("(The rationale is written in the clip's language.)" if lang == "en"
                 else "（理由使用片段的语言书写。）")
         lines.append(note)
@@ -414,7 +405,7 @@ def _why_answer(ctx: ChatContext, lang: str) -> str:
 
 def answer(question: str, ctx: ChatContext | None, lang: str = "en") -> str:
     """A deterministic, evidence-grounded answer (markdown) to a follow-up question about the analysed clip."""
-    lang = _lang(lang)
+    lang = language_code(lang)
     intent = detect_intent(question)
     if intent.name == "empty":
         return _TEXT[lang]["empty"]
@@ -481,12 +472,6 @@ class ModelAnswerer(EvidenceAnswerer):
         self.last_new_tokens = 0  # tokens the model produced for the last answer
 
     def _generate(self, question: str, ctx: ChatContext, lang: str) -> str:
-        import torch
-
-        from omni_mer.omni.inputs import suppress_token_ids, to_device
-        from omni_mer.omni.model import base_thinker
-
-        processor, model = self.scorer.processor, self.scorer.model
         reply_lang = "Chinese" if lang == "zh" else "English"
         system = ("You explain a multimodal sentiment prediction. Answer the user's question in "
                   f"{reply_lang}, briefly, using only the facts given.")
@@ -494,18 +479,8 @@ class ModelAnswerer(EvidenceAnswerer):
             {"role": "system", "content": [{"type": "text", "text": system}]},
             {"role": "user", "content": [{"type": "text", "text": f"Facts:\n{facts(ctx)}\n\nQuestion: {question}"}]},
         ]
-        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        inputs = processor(text=[text], return_tensors="pt", padding=True)
-        device = next(base_thinker(model).parameters()).device
-        feed = to_device(inputs, device, next(base_thinker(model).parameters()).dtype)
-        tok = processor.tokenizer
-        with torch.inference_mode():
-            out = model.generate(**feed, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                 suppress_tokens=suppress_token_ids(processor), pad_token_id=tok.pad_token_id)
-        base_thinker(model).model.rope_deltas = None
-        new = out[0, feed["input_ids"].shape[1]:]
-        self.last_new_tokens = int(new.shape[0])
-        return tok.decode(new, skip_special_tokens=True).strip()
+        text, self.last_new_tokens = self.scorer.reply(messages, self.max_new_tokens)  # the scorer's inference path
+        return text
 
     def answer(self, question: str, ctx: ChatContext | None, lang: str = "en") -> str:
         grounded = answer(question, ctx, lang)
@@ -513,19 +488,19 @@ class ModelAnswerer(EvidenceAnswerer):
         if ctx is None or intent.name in ("empty", "help"):
             return grounded
         try:
-            reply = self._generate(question, ctx, _lang(lang))
+            reply = self._generate(question, ctx, language_code(lang))
         except Exception:  # the model is optional here: never lose the evidence answer
             log.exception("model answer failed; using the evidence answer")
             return grounded
         if not reply:
             return grounded
-        head = "**Model:** " if _lang(lang) == "en" else "**模型：**"
-        tail = "**From the evidence:** " if _lang(lang) == "en" else "**证据：**"
+        head = "**Model:** " if language_code(lang) == "en" else "**模型：**"
+        tail = "**From the evidence:** " if language_code(lang) == "en" else "**证据：**"
         return f"{head}{reply}\n\n{tail}{grounded}"
 
 
 def make_answerer(scorer) -> EvidenceAnswerer:
-    """ModelAnswerer when the scorer carries a generative model (omni), else EvidenceAnswerer."""
-    if getattr(scorer, "name", "") == "omni" and hasattr(scorer, "model") and hasattr(scorer, "processor"):
+    """ModelAnswerer when the scorer can reply in words (the omni scorer's ``reply``), else EvidenceAnswerer."""
+    if getattr(scorer, "name", "") == "omni" and callable(getattr(scorer, "reply", None)):
         return ModelAnswerer(scorer)
     return EvidenceAnswerer()

@@ -109,7 +109,7 @@ def make_scaling_clips(paths: list[Path], out_dir: Path, durations=SCALING_DURAT
     at ``fps`` as H.264 High profile with B-frames (x264 "medium"), as real footage is encoded; their decoding cost
     is part of what is measured. Raises ``ValueError`` when no input has video and audio.
     """
-    from tests import media_makers as synthetic
+    from omni_mer.media import write as media_write
     from omni_mer.media import decode
 
     clips = [c for c in (decode(p, media or MediaConfig()) for p in paths) if c.has_video and not c.audio_is_silent
@@ -125,7 +125,7 @@ def make_scaling_clips(paths: list[Path], out_dir: Path, durations=SCALING_DURAT
     for d in durations:
         n_audio, n_frames = int(d * clips[0].sample_rate), max(1, int(round(d * fps)))
         a = np.tile(audio, -(-n_audio // len(audio)))[:n_audio]
-        out.append(synthetic.write_video(out_dir / f"speech_{d:04.0f}s_{w}x{h}.mp4",
+        out.append(media_write.write_video(out_dir / f"speech_{d:04.0f}s_{w}x{h}.mp4",
                                          _camera_motion(stills, n_frames, hold, (w, h)), fps=fps, audio=a,
                                          sample_rate=clips[0].sample_rate, x264_preset="medium"))
     return out

@@ -1,5 +1,9 @@
 """Noise robustness (MER-NOISE style): accuracy and label-flip rate of the pipeline under each perturbation.
 
+(Not the batch job's input robustness, i.e. surviving bad files: that is tests/test_bad_inputs.py and the first
+part of scripts/robustness.py. The ``--perturb`` section keeps its names: ``robustness`` in metrics.json,
+robustness.json / robustness.md.)
+
 Every labelled clip is decoded once; the clean prediction and each perturbed prediction run the same pipeline
 stages (evidence -> score -> explain, ``Pipeline.analyze_clip``) on the clean or perturbed Clip. A perturbation that
 only touches the frames reuses the clean clip's text and audio evidence (the audio is bit-identical, so ASR and

@@ -2,8 +2,9 @@
 
 Bounded in memory and time: frames are streamed and only those nearest the sampling targets are converted
 (resized by swscale straight from the decoder's format, never a full-size RGB copy of every frame); when the
-gap to the next target is long the decoder seeks instead of decoding through it. PyAV bundles FFmpeg, so no
-system ffmpeg is needed.
+gap to the next target is long the decoder seeks instead of decoding through it. Which frames are kept is planned
+by the pure functions of omni_mer.media.frames; what went wrong is recorded as omni_mer.media.warnings kinds.
+PyAV bundles FFmpeg, so no system ffmpeg is needed.
 
 Public API:
     decode(path, media: MediaConfig = MediaConfig(), clip_id: str | None = None, language: str | None = None) -> Clip
@@ -30,13 +31,13 @@ from omni_mer.core.errors import (
     NoStreamError,
     NotMediaError,
 )
+from omni_mer.media.frames import TargetPlan, nearest, verdict, video_extent
+from omni_mer.media.warnings import DecodeWarning, DecodeWarnings
 
 log = logging.getLogger(__name__)
 
 # Seek instead of decoding through a gap longer than this (seconds) between consecutive sampling targets.
 SEEK_GAP_S = 4.0
-# A sampled frame farther than this from its target (beyond the sampling step) means the stream ended early.
-_MAX_TARGET_DISTANCE_S = 1.0
 
 # Magic bytes of containers we read; a file that starts with one but will not open is corrupt, not "not media".
 _MAGIC = (
@@ -217,7 +218,7 @@ def _to_rgb(frame, max_side: int) -> np.ndarray:
 _MAX_BAD_PACKETS = 200
 
 
-def _decode_packets(container, stream, kind: str, warnings: list[str]):
+def _decode_packets(container, stream, kind: str, warnings: DecodeWarnings):
     """Decoded frames of one stream, skipping packets that fail to decode (corrupt data in the middle) and
     stopping with a warning when the demuxer itself fails (truncated file)."""
     import av
@@ -230,14 +231,15 @@ def _decode_packets(container, stream, kind: str, warnings: list[str]):
             except av.error.FFmpegError as exc:
                 bad += 1
                 if bad == 1:
-                    warnings.append(f"{kind} packet(s) failed to decode and were skipped: {exc.strerror or exc}")
+                    warnings.add(DecodeWarning.PACKETS_SKIPPED,
+                                 f"{kind} packet(s) failed to decode and were skipped: {exc.strerror or exc}")
                 if bad >= _MAX_BAD_PACKETS:
-                    warnings.append(f"{kind} decode stopped early after {bad} bad packets")
+                    warnings.add(DecodeWarning.STOPPED_EARLY, f"{kind} decode stopped early after {bad} bad packets")
                     return
     except av.error.FFmpegError as exc:
-        warnings.append(f"{kind} decode stopped early: {exc.strerror or exc}")
+        warnings.add(DecodeWarning.STOPPED_EARLY, f"{kind} decode stopped early: {exc.strerror or exc}")
     if bad > 1:
-        warnings.append(f"{kind}: {bad} packets failed to decode in total")
+        warnings.add(DecodeWarning.PACKETS_SKIPPED, f"{kind}: {bad} packets failed to decode in total")
 
 
 def _gif_has_trailer(path: Path) -> bool:
@@ -253,14 +255,6 @@ class _Deadline:
     def check(self) -> None:
         if time.monotonic() - self.start > self.seconds:
             raise DecodeTimeoutError(self.path, f"more than {self.seconds:g} s")
-
-
-def _plan_targets(duration: float, media: MediaConfig) -> tuple[np.ndarray, float]:
-    """Uniform sampling targets over [0, duration]: step 1/fps, widened so that at most max_frames fit."""
-    step = max(1.0 / media.fps, duration / media.max_frames)
-    n = max(1, min(media.max_frames, int(math.floor(duration / step + 1e-6))))
-    offset = max(0.0, (duration - (n - 1) * step) / 2)
-    return offset + step * np.arange(n), step
 
 
 FAST_DECODE_CODECS = ("h264", "hevc")
@@ -281,8 +275,37 @@ def _fast_decode(stream) -> None:
         cc.skip_frame = "NONREF"
 
 
-def _decode_video(path: Path, media: MediaConfig, deadline: _Deadline, warnings: list[str]):
-    """Returns (frames, frame_times, fps, video_extent_seconds). Streams frames; keeps only the chosen ones."""
+class _TimedFrames:
+    """The decoded frames of a stream as (seconds from the stream's start, frame); restartable after a seek.
+
+    A frame without a timestamp gets one from its position (at the stream's rate, else ``fallback_fps``)."""
+
+    def __init__(self, container, stream, origin: float, rate: float, deadline: _Deadline,
+                 warnings: DecodeWarnings) -> None:
+        self.container, self.stream, self.origin, self.rate = container, stream, origin, rate
+        self.deadline, self.warnings = deadline, warnings
+        self.index = 0  # frames seen, for frames without timestamps
+        self.restart()
+
+    def restart(self) -> None:
+        self._frames = _decode_packets(self.container, self.stream, "video", self.warnings)
+
+    def next(self) -> tuple[float, object] | None:
+        fr = next(self._frames, None)
+        if fr is None:
+            return None
+        self.deadline.check()
+        t = fr.time
+        if t is None and fr.pts is not None:
+            t = fr.pts * self.stream.time_base
+        t = float(t) - self.origin if t is not None else self.index / self.rate
+        self.index += 1
+        return t, fr
+
+
+def _decode_video(path: Path, media: MediaConfig, deadline: _Deadline, warnings: DecodeWarnings):
+    """Returns (frames, frame_times, fps, video_extent_seconds). Streams frames; keeps only the chosen ones
+    (omni_mer.media.frames plans the targets and judges each choice)."""
     import av
 
     container = _open(path)
@@ -298,28 +321,8 @@ def _decode_video(path: Path, media: MediaConfig, deadline: _Deadline, warnings:
         rate = stream.average_rate or stream.guessed_rate
         src_fps = float(rate) if rate else None
         seekable = container.format.name not in ("gif",) and duration is not None
-
-        def frame_iter():
-            for fr in _decode_packets(container, stream, "video", warnings):
-                deadline.check()
-                t = fr.time
-                if t is None:
-                    t = (fr.pts * stream.time_base) if fr.pts is not None else None
-                yield (float(t) - origin if t is not None else None), fr
-
-        it = frame_iter()
-        index = 0  # frames seen since the last (re)start, for streams without timestamps
-
-        def next_frame():
-            nonlocal index
-            item = next(it, None)
-            if item is None:
-                return None
-            t, fr = item
-            if t is None:
-                t = index / (src_fps or media.fps)
-            index += 1
-            return t, fr
+        source = _TimedFrames(container, stream, origin, src_fps or media.fps, deadline, warnings)
+        plan = TargetPlan(duration, media.fps, media.max_frames)
 
         frames: list[np.ndarray] = []
         times: list[float] = []
@@ -327,91 +330,45 @@ def _decode_video(path: Path, media: MediaConfig, deadline: _Deadline, warnings:
         last_seen = -math.inf
         pending = None  # a decoded frame at/after the current target, kept for the next target
         prev = None  # last decoded frame before the current target
-
-        if duration is not None:
-            targets, step = _plan_targets(duration, media)
-            target_list = list(targets)
-        else:
-            # Unknown length: sample at fps and halve the rate whenever the cap is exceeded (bounded memory).
-            step = 1.0 / media.fps
-            target_list = None
-        cursor = step / 2  # next target of the open-ended (unknown duration) plan
-        k = 0
         ended = False
-        while True:
+        while not ended and (target := plan.next()) is not None:
             deadline.check()
-            if target_list is not None:
-                if k >= len(target_list):
-                    break
-                target = target_list[k]
-            else:
-                target = cursor
-                cursor += step
-            if ended:
-                break
             if seekable and target - max(last_seen, 0.0) > SEEK_GAP_S:
                 try:
                     container.seek(int((target + origin) / stream.time_base), stream=stream, backward=True)
-                    it = frame_iter()
+                    source.restart()
                     pending, prev = None, None
                 except av.error.FFmpegError as exc:
                     log.debug("%s: seek failed (%s); decoding sequentially", path, exc)
                     seekable = False
             chosen = None
-            while True:
-                if pending is None:
-                    pending = next_frame()
+            while True:  # decode up to the first frame at/after the target
+                pending = pending or source.next()
                 if pending is None:
                     chosen, ended = prev, True
                     break
                 last_seen = pending[0]
-                if pending[0] < target:
-                    prev, pending = pending, None
-                    continue
-                if prev is None or (pending[0] - target) <= (target - prev[0]):
-                    chosen = pending
-                else:
-                    chosen = prev
-                break
-            if chosen is None:
-                if not frames and ended:
+                if pending[0] >= target:
+                    chosen = nearest(prev, pending, target)
                     break
-                k += 1
+                prev, pending = pending, None
+            if chosen is None:
+                if ended and not frames:
+                    break
                 continue
             t_chosen, fr = chosen
-            frame_dur = 1.0 / src_fps if src_fps else step
-            if ended and frames and target > t_chosen + frame_dur:
-                break  # the stream is over: no frame covers this target
-            if abs(t_chosen - target) > max(step, _MAX_TARGET_DISTANCE_S) and frames:
-                # The stream ended (or jumped) well before this target: nothing honest to show here.
-                if ended:
-                    break
-                k += 1
+            what = verdict(t_chosen, target, plan.step, 1.0 / src_fps if src_fps else plan.step, ended, bool(frames))
+            if what == "stop":
+                break
+            if what == "skip":
                 continue
             if last_conv is None or last_conv[0] is not fr:
                 last_conv = (fr, _to_rgb(fr, media.max_side))
             frames.append(last_conv[1])
             times.append(float(target))
-            if target_list is None and len(frames) > media.max_frames:
-                frames, times = frames[::2], times[::2]
-                step *= 2
-                cursor = times[-1] + step
-            k += 1
-        extent = max(last_seen, 0.0)
-        if src_fps:
-            extent += 1.0 / src_fps
-        if target_list is not None and len(frames) < len(target_list) and frames:
-            warnings.append(
-                f"video stream ends at {extent:.2f} s of {duration:.2f} s; "
-                f"sampled {len(frames)} of {len(target_list)} planned frames"
-            )
-        promised = (stream.frames / src_fps) if (stream.frames and src_fps) else None
-        found = duration if duration is not None else extent
-        if promised and promised > found + max(0.5, 2.0 / src_fps) and not any("ends at" in w for w in warnings):
-            # e.g. AVI: the header counts every frame, the truncated data holds fewer.
-            warnings.append(f"video stream ends at {found:.2f} s; the header promises {promised:.2f} s")
-        if container.format.name == "gif" and not _gif_has_trailer(path):
-            warnings.append(f"GIF has no trailer byte (truncated?); decoded up to {extent:.2f} s")
+            frames, times = plan.thin(frames, times)
+        extent = video_extent(last_seen, src_fps)
+        _check_video_length(path, container, stream, duration, src_fps, plan, len(frames), extent, warnings)
         if not frames:
             return np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0), 0.0, 0.0
         # Frames can differ in size only if the stream changes resolution mid-way; resize to the first.
@@ -420,15 +377,32 @@ def _decode_video(path: Path, media: MediaConfig, deadline: _Deadline, warnings:
             import cv2
 
             frames = [f if f.shape == shape else cv2.resize(f, (shape[1], shape[0])) for f in frames]
-        return np.stack(frames), np.asarray(times, dtype=np.float64), 1.0 / step, extent
+        return np.stack(frames), np.asarray(times, dtype=np.float64), 1.0 / plan.step, extent
     finally:
         container.close()
+
+
+def _check_video_length(path: Path, container, stream, duration: float | None, src_fps: float | None,
+                        plan: TargetPlan, n_frames: int, extent: float, warnings: DecodeWarnings) -> None:
+    """Warnings for a video stream that holds less than promised: fewer frames than planned, fewer than the
+    header counts, a GIF without its trailer."""
+    if plan.planned is not None and 0 < n_frames < plan.planned:
+        warnings.add(DecodeWarning.VIDEO_ENDS_EARLY, f"video stream ends at {extent:.2f} s of {duration:.2f} s; "
+                                                     f"sampled {n_frames} of {plan.planned} planned frames")
+    promised = (stream.frames / src_fps) if (stream.frames and src_fps) else None
+    found = duration if duration is not None else extent
+    if promised and promised > found + max(0.5, 2.0 / src_fps) and not warnings.has(DecodeWarning.VIDEO_ENDS_EARLY):
+        # e.g. AVI: the header counts every frame, the truncated data holds fewer.
+        warnings.add(DecodeWarning.HEADER_PROMISES_MORE,
+                     f"video stream ends at {found:.2f} s; the header promises {promised:.2f} s")
+    if container.format.name == "gif" and not _gif_has_trailer(path):
+        warnings.add(DecodeWarning.GIF_NO_TRAILER, f"GIF has no trailer byte (truncated?); decoded up to {extent:.2f} s")
 
 
 # --------------------------------------------------------------------------------------------------- audio
 
 
-def _decode_audio(path: Path, media: MediaConfig, deadline: _Deadline, warnings: list[str]):
+def _decode_audio(path: Path, media: MediaConfig, deadline: _Deadline, warnings: DecodeWarnings):
     """Returns 16 kHz mono float32 audio (truncated at max_audio_seconds), or None without an audio stream."""
     import av
 
@@ -461,17 +435,18 @@ def _decode_audio(path: Path, media: MediaConfig, deadline: _Deadline, warnings:
             if not truncated:
                 take(resampler.resample(None))
         except av.error.FFmpegError as exc:
-            warnings.append(f"audio resampling stopped early after {total / SAMPLE_RATE:.2f} s: {exc.strerror or exc}")
+            warnings.add(DecodeWarning.STOPPED_EARLY,
+                         f"audio resampling stopped early after {total / SAMPLE_RATE:.2f} s: {exc.strerror or exc}")
         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         if len(audio) > limit:
             truncated = True
             audio = audio[:limit]
         if truncated:
-            msg = f"audio truncated to max_audio_seconds={media.max_audio_seconds:g} s"
-            warnings.append(msg)
+            warnings.add(DecodeWarning.AUDIO_CUT, f"audio truncated to max_audio_seconds={media.max_audio_seconds:g} s")
         expected = _stream_duration(stream) or _container_duration(container)
         if not truncated and expected and chunks and len(audio) / SAMPLE_RATE < 0.8 * expected - 0.5:
-            warnings.append(f"audio stream ends at {len(audio) / SAMPLE_RATE:.2f} s of {expected:.2f} s")
+            warnings.add(DecodeWarning.AUDIO_ENDS_EARLY,
+                         f"audio stream ends at {len(audio) / SAMPLE_RATE:.2f} s of {expected:.2f} s")
         return np.ascontiguousarray(audio, dtype=np.float32)
     finally:
         container.close()
@@ -501,7 +476,7 @@ def decode(
     path = Path(path)
     info = probe(path)  # typed errors for missing/empty/not-media/no-stream come from here
     deadline = _Deadline(path, media.decode_timeout_s)
-    warnings: list[str] = []
+    warnings = DecodeWarnings()
 
     if not include_video and not info.has_audio:
         raise NoStreamError(path, "no audio stream (and video was not requested)")
@@ -513,7 +488,7 @@ def decode(
         except (DecodeTimeoutError, CorruptMediaError, NotMediaError):
             raise
         except Exception as exc:  # noqa: BLE001 - a broken video stream must not lose the audio
-            warnings.append(f"video stream unreadable: {exc}")
+            warnings.add(DecodeWarning.STREAM_UNREADABLE, f"video stream unreadable: {exc}")
             log.warning("%s: video stream unreadable: %s", path, exc)
     audio = None
     if info.has_audio:
@@ -522,18 +497,18 @@ def decode(
         except (DecodeTimeoutError, CorruptMediaError, NotMediaError):
             raise
         except Exception as exc:  # noqa: BLE001
-            warnings.append(f"audio stream unreadable: {exc}")
+            warnings.add(DecodeWarning.STREAM_UNREADABLE, f"audio stream unreadable: {exc}")
             log.warning("%s: audio stream unreadable: %s", path, exc)
 
     has_video = video is not None and len(video[0]) > 0
     has_audio = audio is not None and len(audio) > 0
     if not has_video and not has_audio:
-        detail = "; ".join(warnings) or "no frame or audio sample decoded"
+        detail = "; ".join(warnings.messages) or "no frame or audio sample decoded"
         raise CorruptMediaError(path, detail)
     if want_video and not has_video:
-        warnings.append("video stream present but no frame decoded")
+        warnings.add(DecodeWarning.NOTHING_DECODED, "video stream present but no frame decoded")
     if info.has_audio and not has_audio:
-        warnings.append("audio stream present but no sample decoded")
+        warnings.add(DecodeWarning.NOTHING_DECODED, "audio stream present but no sample decoded")
 
     if has_video:
         frames, frame_times, fps, extent = video
@@ -541,10 +516,10 @@ def decode(
         frames, frame_times, fps, extent = np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0), 0.0, 0.0
     audio_arr = audio if has_audio else np.zeros(0, np.float32)
     duration = info.duration or max(extent, len(audio_arr) / SAMPLE_RATE)
-    if any("ends at" in w or "stopped early" in w or "truncated?" in w or "promises" in w for w in warnings):
+    if warnings.truncated:
         # Truncated file: the header's duration promises more than there is.
         duration = max(extent, len(audio_arr) / SAMPLE_RATE) or duration
-    for w in warnings:
+    for w in warnings.messages:
         log.warning("%s: %s", path, w)
     return Clip(
         path=path,
@@ -558,5 +533,5 @@ def decode(
         has_audio=has_audio,
         sample_rate=SAMPLE_RATE,
         language=language,
-        warnings=warnings,
+        warnings=warnings.messages,
     )

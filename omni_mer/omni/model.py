@@ -148,6 +148,16 @@ def base_thinker(model):
     return get() if callable(get) else model
 
 
+def reset_rope_deltas(model) -> None:
+    """Forget the rope deltas Qwen2.5-Omni caches between calls (stale ones corrupt the next full-sequence forward).
+
+    Call after every forward/generate that started from a full prompt; ``model`` may be wrapped (PEFT, accelerate).
+    """
+    inner = getattr(base_thinker(model), "model", None)
+    if inner is not None and hasattr(inner, "rope_deltas"):
+        inner.rope_deltas = None
+
+
 def model_id(model) -> str:
     """A short identifier of the loaded model (+ adapter) for version strings."""
     base = base_thinker(model)

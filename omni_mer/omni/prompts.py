@@ -13,7 +13,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from omni_mer.core.config import LANGUAGES, MODALITIES, MediaConfig
+from omni_mer.core.config import MODALITIES, MediaConfig
+from omni_mer.core.i18n import language_code
 from omni_mer.core.labels import LABEL_NAMES, LABELS
 
 PROMPTS_ENV = "OMNI_MER_PROMPTS"
@@ -62,21 +63,16 @@ def load_prompt(name: str) -> str:
     return _read(path)
 
 
-def _language(language: str | None) -> str:
-    lang = (language or "en").lower()[:2]
-    return lang if lang in LANGUAGES else "en"
-
-
 def label_list(language: str) -> str:
     """One line per label, ``CODE: name`` in the clip's language, in LABELS order."""
-    lang = _language(language)
+    lang = language_code(language)
     sep = "：" if lang == "zh" else ": "
     return "\n".join(f"- {label}{sep}{LABEL_NAMES[lang][label]}" for label in LABELS)
 
 
 def user_text(language: str, transcript: str | None, keep: frozenset[str], has_video: bool, has_audio: bool) -> str:
     """The user instruction: which modalities are given, the transcript when text is kept, the labels, the format."""
-    lang = _language(language)
+    lang = language_code(language)
     words = _MODALITY_WORDS[lang]
     present = []
     for m in MODALITIES:

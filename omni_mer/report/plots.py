@@ -12,6 +12,7 @@ import numpy as np
 from omni_mer.core.clip import Clip
 from omni_mer.core.config import MODALITIES
 from omni_mer.core.labels import LABEL_NAMES, LABELS
+from omni_mer.report.thumbnails import pick
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,6 @@ def _duration(explanation: dict, clip: Clip | None) -> float:
     return max(ends + [1.0])
 
 
-def _pick(items: list, k: int) -> list[int]:
-    if len(items) <= k:
-        return list(range(len(items)))
-    return sorted({int(round(i)) for i in np.linspace(0, len(items) - 1, k)})
-
-
 def thumbnail_strip(images: list[np.ndarray], gap: float = 0.04) -> tuple[np.ndarray, list[float]]:
     """The RGB images side by side at their smallest height, separated by white gaps of ``gap`` x that height;
     returns the strip (uint8) and the x centre of each image in it."""
@@ -138,7 +133,7 @@ def render_explanation_png(explanation: dict, clip: Clip | None, out_path: Path,
     font = cjk_font()
     families = ["DejaVu Sans"] + ([font] if font else [])
     thumbs = list(thumbnails or [])
-    thumb_idx = _pick(thumbs, _MAX_THUMBS)
+    thumb_idx = pick(len(thumbs), _MAX_THUMBS)
     thumb_times = explanation.get("thumbnail_times")
     label = explanation.get("label", "NEUT")
     probs = explanation.get("probs", {})

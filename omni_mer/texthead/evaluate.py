@@ -27,7 +27,7 @@ import numpy as np
 from omni_mer.core.labels import LABELS
 from omni_mer.eval.metrics import classification_metrics
 from omni_mer.texthead.corpus import DATASETS, DEFAULT_DATASETS, TextExample, load_corpus, select
-from omni_mer.core.config import LANGUAGES
+from omni_mer.core.i18n import LANGUAGES
 from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
 
 log = logging.getLogger(__name__)

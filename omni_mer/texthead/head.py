@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.core.config import LANGUAGES
+from omni_mer.core.i18n import LANGUAGES
 from omni_mer.core.labels import LABELS
 from omni_mer.core.ordinal import CLASS_VALENCE
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.core.config import LANGUAGES, PROJECT_ROOT
+from omni_mer.core.config import PROJECT_ROOT
+from omni_mer.core.i18n import LANGUAGES
 from omni_mer.core.labels import LABEL_INDEX
 from omni_mer.texthead.corpus import DATASETS, TextExample, load_corpus, select
 from omni_mer.texthead.head import DEFAULT_HEAD_DIR, LanguageCalibration, TextHead

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 from omni_mer.evidence.types import Evidence
 from omni_mer.explain.rationale import check_rationale
 from omni_mer.core.answer import parse_answer, rationale_text, split_answer, think_text
+from omni_mer.core.i18n import language_code
 from omni_mer.core.labels import LABEL_INDEX, LABELS, label_from_text
 
 RewardFn = Callable[..., list]
@@ -169,7 +170,7 @@ def language_reward(completions: Sequence, language: Sequence[str] | None = None
             out.append(0.0)
             continue
         r = chinese_ratio(think)
-        out.append(float(r if str(lang).lower().startswith("zh") else 1.0 - r))
+        out.append(float(r if language_code(lang) == "zh" else 1.0 - r))
     return out
 
 
