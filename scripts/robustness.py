@@ -46,10 +46,10 @@ def _env() -> dict:
     return env
 
 
-def run_job(input_dir: Path, out: Path, backend: str, timeout_s: float = 300) -> dict:
+def run_job(input_dir: Path, out: Path, backend: str, timeout_s: float = 300, extra: tuple[str, ...] = ()) -> dict:
     """One real batch job; returns wall seconds, peak RSS (MB, job + reaped workers) and the CSV rows."""
     cmd = [sys.executable, str(ROOT / "test_script.py"), "--input", str(input_dir), "--output", str(out / "res"),
-           "--supplements", str(out / "sup"), "--backend", backend, "--timeout", str(timeout_s)]
+           "--supplements", str(out / "sup"), "--backend", backend, "--timeout", str(timeout_s), *extra]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # wait4 reports this child's peak RSS including the worker processes it reaped.
@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 d = tmp / "one" / c.name
                 build_suite(d / "in", d / "outside", names=[c.name])
-                r = run_job(d / "in", d, args.backend)
+                # a folder holding only a hidden file has nothing to label: an error unless --allow-empty
+                r = run_job(d / "in", d, args.backend, extra=("--allow-empty",) if c.expect == "skip" else ())
                 pred = {row["ID"]: row["Label"] for row in r["preds"]}
                 err = {row["ID"]: row for row in r["errors"]}.get(c.id)
                 rec = r["journal"].get(c.id, {})
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                f"--backend {args.backend}`, one worker process, per-file limit 300 s). *file time* is the file's "
                "analysis in the worker (decode → evidence → score → explain → supplements); *job wall* adds "
                "interpreter start and model loading; *peak RSS* is the job's largest process (parent or worker).",
-               "", f"**{n_pass}/{len(results)} behave as expected** (a CSV row each; an errors.csv reason exactly "
+               "", f"**{n_pass}/{len(results)} behave as expected** (a CSV row each, none for hidden files; an errors.csv reason exactly "
                "when the file is unusable; exit code 0).", "", bad_input_table(results), ""]
         if batch:
             rowed = batch.get("rowed_inputs", batch["inputs"])
