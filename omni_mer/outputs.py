@@ -186,7 +186,7 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
     from PIL import Image
 
     from omni_mer.explain.plots import render_explanation_png
-    from omni_mer.pipeline import thumbnail_indices, thumbnails
+    from omni_mer.pipeline import saved_frames
 
     out = inside(Path(supplements_dir), Path(supplements_dir) / safe_dirname(analysis.id))
     out.mkdir(parents=True, exist_ok=True)
@@ -194,8 +194,7 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
     atomic_write_text(out / "transcript.txt", (ev.transcript.strip() + "\n") if ev.transcript.strip() else "")
     atomic_write_text(out / "transcript.srt", srt(ev.segments))
 
-    idx = thumbnail_indices(clip, max_frames)
-    frames = thumbnails(clip, n=max_frames, blur=blur)
+    idx, frames, privacy = saved_frames(clip, n=max_frames, blur=blur)
     frame_dir = out / "frames"
     if frame_dir.is_dir():
         for old in frame_dir.glob("*.jpg"):
@@ -210,7 +209,10 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
         sf.write(out / "audio.wav", clip.audio, clip.sample_rate)
 
     expl = dict(analysis.explanation)
-    expl["frames_blurred"] = bool(blur)
+    # true only when every saved frame went through the fail-closed blur (frames it could not make safe are not saved)
+    expl["frames_blurred"] = bool(blur) and (privacy is not None or not frames)
+    if privacy is not None:
+        expl["frames_privacy"] = privacy.to_dict()
     atomic_write_text(out / "explanation.json", json.dumps(expl, ensure_ascii=False, indent=2))
     pick = [int(k) for k in np.unique(np.linspace(0, len(frames) - 1, num=min(4, len(frames))).round())] if frames else []
     expl["thumbnail_times"] = [float(clip.frame_times[idx[k]]) for k in pick]

@@ -129,25 +129,25 @@ def thumbnail_indices(clip: Clip, n: int) -> np.ndarray:
     return np.unique(np.linspace(0, len(clip.frames) - 1, num=min(n, len(clip.frames))).round().astype(int))
 
 
-def thumbnails(clip: Clip, n: int = 4, blur: bool = True, detector=None) -> list[np.ndarray]:
-    """A few evenly spaced frames, faces blurred unless ``blur`` is False.
+def saved_frames(clip: Clip, n: int = 4, blur: bool = True, detector=None):
+    """(frame indices, frames safe to save, PrivacyReport or None) for ``n`` evenly spaced frames.
 
-    Privacy first: a frame where the detector misses a face that it found in other frames of the clip is blurred
-    with the boxes of the nearest frame that has detections (a detector flicker must not leak a face).
+    With ``blur`` every frame goes through omni_mer.evidence.anonymize (fail-closed: CenterFace upright and turned,
+    clip-consistent boxes, whole-frame pixelation when unsure); a frame that cannot be made safe is left out.
+    ``detector``: a frame -> boxes callable used instead of CenterFace (tests).
     """
-    idx = thumbnail_indices(clip, n)
+    idx = [int(i) for i in thumbnail_indices(clip, n)]
     frames = [clip.frames[i] for i in idx]
     if not blur or not frames:
-        return frames
-    from omni_mer.evidence.face import blur_faces, detect_faces
+        return idx, frames, None
+    from omni_mer.evidence.anonymize import anonymize_frames
 
-    detect = detector or detect_faces
-    boxes = [detect(f) for f in frames]
-    found = [k for k, b in enumerate(boxes) if b]
-    out = []
-    for k, frame in enumerate(frames):
-        use = boxes[k]
-        if not use and found:
-            use = boxes[min(found, key=lambda j: abs(j - k))]
-        out.append(blur_faces(frame, use) if use else frame)
-    return out
+    safe, report = anonymize_frames(frames, detector=detector)
+    kept = [k for k, f in enumerate(safe) if f is not None]
+    return [idx[k] for k in kept], [safe[k] for k in kept], report
+
+
+def thumbnails(clip: Clip, n: int = 4, blur: bool = True, detector=None) -> list[np.ndarray]:
+    """A few evenly spaced frames, faces blurred (fail-closed) unless ``blur`` is False (see ``saved_frames``)."""
+    return saved_frames(clip, n, blur, detector)[1]
+

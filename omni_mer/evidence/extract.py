@@ -15,7 +15,7 @@ from omni_mer.evidence.types import Evidence, ModalityEvidence
 
 log = logging.getLogger(__name__)
 
-EVIDENCE_VERSION = "4"  # bump when extractor output changes, so caches rebuild (4: trained text head)
+EVIDENCE_VERSION = "5"  # bump when extractor output changes, so caches rebuild (4: trained text head; 5: CenterFace)
 
 
 class EvidenceExtractor:

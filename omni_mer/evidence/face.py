@@ -83,8 +83,24 @@ def _gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(f.astype(np.uint8, copy=False)), cv2.COLOR_RGB2GRAY)
 
 
-def detect_faces(frame_rgb: np.ndarray, cascade: str = "default") -> list[tuple[int, int, int, int]]:
+def detect_faces(frame_rgb: np.ndarray, method: str = "centerface") -> list[tuple[int, int, int, int]]:
     """Faces in an RGB (or gray) frame as (x, y, w, h) boxes in the frame's pixels, largest first.
+
+    ``method`` "centerface" (default): the CNN detector (omni_mer.evidence.detector, longer side at
+    ``detector.DETECT_SIDE`` px). "default" / "alt2" / "auto": OpenCV's Haar cascades, kept for comparison
+    (docs/face.md) and as the fallback when CenterFace finds nothing in a clip.
+    """
+    if method == "centerface":
+        from omni_mer.evidence.detector import get_detector
+
+        return [f.box for f in get_detector().raw(frame_rgb)]
+    if method not in (*CASCADES, "auto"):
+        raise ValueError(f"unknown face detection method {method!r}; valid: centerface, {', '.join(CASCADES)}, auto")
+    return haar_faces(frame_rgb, method)
+
+
+def haar_faces(frame_rgb: np.ndarray, cascade: str = "default") -> list[tuple[int, int, int, int]]:
+    """Haar-cascade faces as (x, y, w, h), largest first.
 
     The frame is rescaled so its longer side is ``DETECT_SIDE`` px (small frames are enlarged, at most 4x) and
     OpenCV's frontal-face cascade run (``cascade`` "default" or "alt2"). ``"auto"`` tries alt2 when default finds
@@ -93,7 +109,7 @@ def detect_faces(frame_rgb: np.ndarray, cascade: str = "default") -> list[tuple[
     import cv2
 
     if cascade == "auto":
-        return detect_faces(frame_rgb, "default") or detect_faces(frame_rgb, "alt2")
+        return haar_faces(frame_rgb, "default") or haar_faces(frame_rgb, "alt2")
     gray = _gray(frame_rgb)
     h, w = gray.shape[:2]
     if h < 8 or w < 8:
@@ -217,20 +233,48 @@ class FaceAnalyzer:
         _cascade("haarcascade_frontalface_default.xml")  # fail early when OpenCV lacks its cascades
 
     def track(self, frames) -> list[tuple[int, int, int, int] | None]:
-        """The followed face's box per frame (None where it was not found).
+        """The followed face's box per frame (None where it was not found); see ``track_faces``."""
+        return [f.box if f is not None else None for f in self.track_faces(frames)]
 
-        Up to 4 evenly spaced frames are probed first with the default cascade, then alt2; when neither finds a
-        face there the clip counts as faceless (cheap). Otherwise that cascade tracks: the largest face of the
-        first frame where one is found is followed; in later frames the cascade searches a window around the
-        previous box at that face's scale (a few ms), the whole frame only when the face is lost.
+    def track_faces(self, frames) -> list:
+        """The followed face per frame (a detector.Face, None where it was not found).
+
+        CenterFace on the whole frame until a face is found; the largest face of that frame is followed, each later
+        frame searched in a window around the previous box at a ~64 px scale (``CenterFace.near``, a few ms), the
+        whole frame again only when the face is lost (then the face overlapping the last box is preferred, so a
+        second person does not take over). When CenterFace finds nothing in any frame, the Haar cascades (the
+        previous detector) get a try, so nothing it found is lost.
         """
-        grays = [_gray(f) for f in frames]
-        if not grays:
+        from omni_mer.evidence.detector import Face, get_detector
+
+        if not len(frames):
             return []
+        det = get_detector()
+        out: list = []
+        prev = None
+        for f in frames:
+            face = det.near(f, prev.box) if prev is not None else None
+            if face is None:
+                faces = det.raw(f)
+                if faces:
+                    face = faces[0]
+                    if prev is not None:
+                        best = max(faces, key=lambda c: _iou(c.box, prev.box))
+                        face = best if _iou(best.box, prev.box) > 0.2 else face
+            out.append(face)
+            prev = face if face is not None else prev
+        if any(f is not None for f in out):
+            return out
+        boxes = self._haar_track(frames)
+        return [Face(box=b, score=0.0, landmarks=np.full((5, 2), np.nan, np.float32)) if b is not None else None
+                for b in boxes]
+
+    def _haar_track(self, frames) -> list:
+        grays = [_gray(f) for f in frames]
         # cheap probe first: faceless clips (the common failure case) cost at most 8 detections
         probe = np.unique(np.linspace(0, len(grays) - 1, min(4, len(grays))).round().astype(int))
         for cascade in ("default", "alt2"):
-            if any(detect_faces(grays[i], cascade) for i in probe):
+            if any(haar_faces(grays[i], cascade) for i in probe):
                 return self._track(grays, cascade)
         return [None] * len(grays)
 
@@ -241,7 +285,7 @@ class FaceAnalyzer:
         for g in grays:
             box = _detect_near(g, prev, cascade) if prev is not None else None
             if box is None:
-                boxes = detect_faces(g, cascade)
+                boxes = haar_faces(g, cascade)
                 if boxes:
                     box = boxes[0]
                     if prev is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -182,6 +183,10 @@ def tokenizer_zh():
 
         jieba.setLogLevel(logging.WARNING)
         tk = jieba.Tokenizer()
+        from omni_mer import cache_root
+
+        tk.tmp_dir = str(cache_root() / "jieba")  # its dictionary cache, not in the system temp dir
+        os.makedirs(tk.tmp_dir, exist_ok=True)
         for w in list(lexicon_zh.CORE) + list(lexicon_zh.NEGATORS):
             tk.add_word(w, freq=2000)
         _JIEBA = tk
