@@ -17,7 +17,7 @@ Clip-level features are turned into z-scores against fixed population references
 (rough values from the speech literature; recording gain makes absolute level meaningless, so only level
 *variability* is used):
     F0 SD 2.5 ± 1.0 st · F0 range (5–95 %) 8 ± 3 st · pause ratio 0.20 ± 0.10 · loudness SD 6 ± 2 dB ·
-    spectral tilt 15 ± 6 dB · speech rate per language (RATE_REFS: en 3.5 ± 0.9, zh 5.1 ± 1.3 syll/s).
+    spectral tilt 15 ± 6 dB · speech rate per language (RATE_REFS: en 4.5 ± 1.1, zh 5.1 ± 1.3 syll/s).
 Arousal = tanh(0.6 (0.35 z_F0sd + 0.25 z_rate + 0.3 z_loudSD - 0.3 z_tilt + 0.15 z_range)). Arousal is what prosody
 predicts well (lively, fast, loud, bright voices are aroused); ``features["arousal_confidence"]`` says how much of
 it to believe (speech likeness x amount of speech).
@@ -64,14 +64,15 @@ REFS = {
     "loud_sd_db": (6.0, 2.0),
     "tilt_db": (15.0, 6.0),
 }
-# Speech rate is normalised per language, never with one reference for both: a Mandarin character is a syllable
-# and Mandarin is spoken with more syllables per second than English is. (median, sd) in syllables per second of
-# ASR segment time (English: vowel groups per word, text_syllables), centred on the medians measured on real clips
-# (../shared/DESIGN.md §4: against one 4.5 +- 1.2 reference Mandarin film/TV clips gave a median z of +0.48, i.e.
-# 5.1 chars/s, English interviews -0.81, i.e. 3.5 syll/s); sd 25 % of the median (speaker-to-speaker spread of
-# syllable rate within a language, Pellegrino et al. 2011, Language 87(3)). The acoustic syllable-nucleus rate,
-# used when there is no transcript, is read against the same reference. docs/voice.md.
-RATE_REFS = {"en": (3.5, 0.9), "zh": (5.1, 1.3)}
+# Speech rate is normalised per language, never with one reference for both: a Mandarin character is a syllable,
+# and the two languages are spoken at different syllable rates. (median, sd) in syllables per second of ASR segment
+# time (English: vowel groups per word, text_syllables; Mandarin: characters). zh: centred on the median measured on
+# real Mandarin film/TV clips (../shared/DESIGN.md §4: z +0.48 against 4.5 +- 1.2, i.e. 5.1 chars/s); en: the
+# conversational English syllable rate the module always used (4.5), which the one real English speech clip here
+# (MEAD M003 neutral, read: 4.1 syll/s, z -0.4) agrees with; sd about 25 % of the median (speaker spread within a
+# language). The acoustic syllable-nucleus rate, used when there is no transcript, is read against the same
+# reference. docs/voice.md.
+RATE_REFS = {"en": (4.5, 1.1), "zh": (5.1, 1.3)}
 VALENCE_CONF_MAX = 0.35
 CUE_Z = 1.0
 CUE_MIN_S = 0.3
