@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv=None) -> int:
     from omni_mer.config import MEDIA_EXTENSIONS, MediaConfig
     from omni_mer.evidence.extract import EvidenceExtractor
-    from omni_mer.explain.media_deletion import media_deletion, summarize
+    from omni_mer.explain.faithfulness import summarize
+    from omni_mer.explain.media_deletion import media_deletion
     from omni_mer.media import decode
     from omni_mer.scorers.lite import LiteScorer
 

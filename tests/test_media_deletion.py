@@ -43,7 +43,8 @@ def test_each_removal_takes_away_its_modality_only(parts):
 
 
 def test_media_deletion_moves_the_label_most_when_the_top_modality_goes(parts):
-    from omni_mer.explain.media_deletion import media_deletion, summarize
+    from omni_mer.explain.faithfulness import summarize
+    from omni_mer.explain.media_deletion import media_deletion
 
     extractor, scorer, clip, _ = parts
     r = media_deletion(extractor, scorer, clip)

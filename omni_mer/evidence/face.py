@@ -1,6 +1,6 @@
 """Visual evidence: the face. CenterFace detection and tracking, facex's expression network, aggregated over time.
 
-Pipeline per clip: for each sampled frame (at most ``max_frames``, evenly spaced: 6 with facex) the face is found with
+Pipeline per clip: for each sampled frame (at most ``max_frames``, evenly spaced: 4 with facex) the face is found with
 CenterFace (omni_mer.evidence.detector: a CNN, 100 % of the frames of the real talking-head clips against Haar's
 88 %, also tilted, turned, small and two-face views; docs/face.md) and followed (the largest face at the start, then
 a window around the previous box, ``track_faces``); the Haar cascades of the previous version are tried only when

@@ -11,8 +11,9 @@ This one edits the input instead and extracts the evidence again:
 
 Each edited clip is scored with every modality kept (what the job would predict for that media); ``drop[m]`` is
 p(label | original media) - p(label | media without m). The clip counts as a success when removing the
-top-Shapley modality lowers the predicted-label probability more than removing the bottom-Shapley one; clips with
-fewer than 2 present modalities or tied attributions are excluded and counted.
+top-Shapley modality lowers the predicted-label probability more than removing the bottom-Shapley one
+(faithfulness.judge; faithfulness.summarize gives the rate); clips with fewer than 2 present modalities or tied
+attributions are excluded and counted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from omni_mer.clip import Clip
 from omni_mer.config import MODALITIES
+from omni_mer.explain.faithfulness import judge
 from omni_mer.labels import LABEL_INDEX
 
 log = logging.getLogger(__name__)
@@ -79,24 +81,4 @@ def media_deletion(extractor, scorer, clip: Clip) -> dict:
         if still:
             log.warning("%s: %s still present after its media was removed (%s)", clip.id, m, ev.modality(m).reason)
         drop[m] = p_full - float(np.asarray(scorer.score(clip, ev, keep))[idx])
-    shap = {m: float(expl["shapley"][m]) for m in present}
-    top, bottom = max(present, key=shap.get), min(present, key=shap.get)
-    out.update(drop=drop, shapley=shap, top=top, bottom=bottom)
-    if shap[top] == shap[bottom]:
-        out["status"] = "excluded: tied attributions"
-        return out
-    out["status"] = "evaluated"
-    out["success"] = bool(drop[top] > drop[bottom])
-    return out
-
-
-def summarize(per_clip: list[dict]) -> dict:
-    """Rate and counts over media_deletion results."""
-    ev = [c for c in per_clip if c["status"] == "evaluated"]
-    n = sum(c["success"] for c in ev)
-    return {"n_clips": len(per_clip), "n_evaluated": len(ev), "n_success": n,
-            "n_excluded_lt2_modalities": sum(c["status"].startswith("excluded: fewer") for c in per_clip),
-            "n_excluded_ties": sum(c["status"] == "excluded: tied attributions" for c in per_clip),
-            "deletion_rate": n / len(ev) if ev else None,
-            "mean_drop_top": float(np.mean([c["drop"][c["top"]] for c in ev])) if ev else None,
-            "mean_drop_bottom": float(np.mean([c["drop"][c["bottom"]] for c in ev])) if ev else None}
+    return judge(out, drop, {m: float(expl["shapley"][m]) for m in present})
