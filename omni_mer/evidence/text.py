@@ -185,8 +185,11 @@ def tokenizer_zh():
         tk = jieba.Tokenizer()
         from omni_mer import cache_root
 
-        tk.tmp_dir = str(cache_root() / "jieba")  # its dictionary cache, not in the system temp dir
-        os.makedirs(tk.tmp_dir, exist_ok=True)
+        try:  # its dictionary cache goes to the documented cache, not the system temp dir
+            os.makedirs(cache_root() / "jieba", exist_ok=True)
+            tk.tmp_dir = str(cache_root() / "jieba")
+        except OSError as exc:
+            log.warning("jieba cache: %s is not writable (%s); jieba uses the system temp dir", cache_root(), exc)
         for w in list(lexicon_zh.CORE) + list(lexicon_zh.NEGATORS):
             tk.add_word(w, freq=2000)
         _JIEBA = tk
