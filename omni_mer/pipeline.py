@@ -1,6 +1,6 @@
 """One video through the whole path: decode -> evidence -> score -> explain -> write.
 
-Used in-process by the batch job's workers (omni_mer.predict), the demo and the benchmark. Models are loaded once
+Used in-process by the batch job's workers (omni_mer.batch.predict), the demo and the benchmark. Models are loaded once
 per Pipeline, never per clip.
 """
 
@@ -12,10 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from omni_mer.clip import Clip
-from omni_mer.config import MediaConfig
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MediaConfig
 from omni_mer.evidence.extract import EvidenceExtractor
 from omni_mer.evidence.types import Evidence
 from omni_mer.scorers.base import Scorer
@@ -85,7 +83,7 @@ class Pipeline:
         self.extractor.warm_up()
 
     def analyze(self, path: Path, clip_id: str | None = None, language: str | None = None) -> Analysis:
-        """Run decode -> evidence -> score -> explain on one file. Raises typed errors (omni_mer.errors)."""
+        """Run decode -> evidence -> score -> explain on one file. Raises typed errors (omni_mer.core.errors)."""
         from omni_mer.media import decode
 
         path = Path(path)
@@ -120,34 +118,4 @@ class Pipeline:
         explanation["timings"] = {**explanation.get("timings", {}), **{k: round(v, 4) for k, v in timings.items()}}
         return Analysis(id=clip.id, path=Path(clip.path), clip=clip, evidence=evidence, explanation=explanation,
                         timings=timings)
-
-
-def thumbnail_indices(clip: Clip, n: int) -> np.ndarray:
-    """Indices of ``n`` frames spread evenly over the clip."""
-    if len(clip.frames) == 0:
-        return np.zeros(0, dtype=int)
-    return np.unique(np.linspace(0, len(clip.frames) - 1, num=min(n, len(clip.frames))).round().astype(int))
-
-
-def saved_frames(clip: Clip, n: int = 4, blur: bool = True, detector=None):
-    """(frame indices, frames safe to save, PrivacyReport or None) for ``n`` evenly spaced frames.
-
-    With ``blur`` every frame goes through omni_mer.evidence.anonymize (fail-closed: CenterFace upright and turned,
-    clip-consistent boxes, whole-frame pixelation when unsure); a frame that cannot be made safe is left out.
-    ``detector``: a frame -> boxes callable used instead of CenterFace (tests).
-    """
-    idx = [int(i) for i in thumbnail_indices(clip, n)]
-    frames = [clip.frames[i] for i in idx]
-    if not blur or not frames:
-        return idx, frames, None
-    from omni_mer.evidence.anonymize import anonymize_frames
-
-    safe, report = anonymize_frames(frames, detector=detector)
-    kept = [k for k, f in enumerate(safe) if f is not None]
-    return [idx[k] for k in kept], [safe[k] for k in kept], report
-
-
-def thumbnails(clip: Clip, n: int = 4, blur: bool = True, detector=None) -> list[np.ndarray]:
-    """A few evenly spaced frames, faces blurred (fail-closed) unless ``blur`` is False (see ``saved_frames``)."""
-    return saved_frames(clip, n, blur, detector)[1]
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.config import MediaConfig
+from omni_mer.core.config import MediaConfig
 from omni_mer.evidence import face as F
 from omni_mer.evidence.facex_net import FACEX_INPUT, FacexNet
 from omni_mer.evidence.fer_net import EXPRESSIONS

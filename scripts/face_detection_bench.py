@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.config import MediaConfig
+from omni_mer.core.config import MediaConfig
 from omni_mer.evidence import face_variants as fv
 from omni_mer.evidence.anonymize import anonymize_frames
 from omni_mer.evidence.detector import get_detector

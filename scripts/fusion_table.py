@@ -62,9 +62,9 @@ def load_sets(clips: Path) -> dict[str, list[dict]]:
 
 
 def main(argv=None) -> int:
-    from omni_mer.config import MediaConfig
+    from omni_mer.core.config import MediaConfig
     from omni_mer.evidence.extract import EvidenceExtractor
-    from omni_mer.labels import LABELS
+    from omni_mer.core.labels import LABELS
     from omni_mer.media import decode
     from omni_mer.scorers.lite import LiteScorer
 

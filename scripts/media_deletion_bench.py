@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
-    from omni_mer.config import MEDIA_EXTENSIONS, MediaConfig
+    from omni_mer.core.config import MEDIA_EXTENSIONS, MediaConfig
     from omni_mer.evidence.extract import EvidenceExtractor
     from omni_mer.explain.faithfulness import summarize
     from omni_mer.explain.media_deletion import media_deletion

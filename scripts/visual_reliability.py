@@ -22,7 +22,7 @@ GRID = (0.3, 0.45, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0)
 
 
 def main(argv=None) -> int:
-    from omni_mer.config import MediaConfig
+    from omni_mer.core.config import MediaConfig
     from omni_mer.evidence.face import FaceAnalyzer
     from omni_mer.media import decode
     from omni_mer.scorers.lite import FusionParams

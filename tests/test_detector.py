@@ -28,7 +28,7 @@ def real_frames() -> list[tuple[np.ndarray, tuple]]:
     """One frame from each of 4 real clips, with its CenterFace box at full size."""
     if not CLIPS.is_dir():
         pytest.skip("../shared/data/clips not present")
-    from omni_mer.config import MediaConfig
+    from omni_mer.core.config import MediaConfig
     from omni_mer.media import decode
 
     out = []
@@ -116,9 +116,9 @@ def test_frames_blurred_tells_the_truth(tmp_path, astronaut):
     """write_supplements: frames_blurred true only with the fail-closed blur, and frames_privacy says what it did."""
     import json
 
-    from omni_mer.clip import Clip
+    from omni_mer.core.clip import Clip
     from omni_mer.evidence.types import Evidence, ModalityEvidence
-    from omni_mer.outputs import write_supplements
+    from omni_mer.report.files import write_supplements
     from omni_mer.pipeline import Analysis
 
     frames = np.stack([astronaut, fv.turned(astronaut, (175, 64, 100, 100), 2)[0]])

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from omni_mer.clip import Clip
+from omni_mer.core.clip import Clip
 from omni_mer.evidence.types import Evidence, ModalityEvidence
-from omni_mer.labels import LABELS
+from omni_mer.core.labels import LABELS
 from omni_mer.scorers.calibrate import calibrate, fit_fusion
 from omni_mer.scorers.lite import Calibration, FusionParams, LiteScorer
 

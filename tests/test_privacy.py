@@ -161,7 +161,7 @@ def _face_sharpness(frame_path: Path, clip_frames: np.ndarray, frame_times: np.n
     from PIL import Image
 
     from omni_mer.evidence.face import detect_faces
-    from omni_mer.perturb import _box_xyxy
+    from omni_mer.eval.perturb import _box_xyxy
 
     saved = np.asarray(Image.open(frame_path).convert("RGB"))
     t = float(frame_path.stem.split("_")[1].rstrip("s"))
@@ -192,7 +192,7 @@ def test_saved_frames_are_face_blurred_by_default(offline_run):
 def test_no_blur_and_save_audio_are_opt_in(tmp_path):
     """--no-blur keeps faces sharp and --save-audio writes audio.wav (in-process run on one sample)."""
     from omni_mer.media import decode
-    from omni_mer.predict import PredictConfig, run
+    from omni_mer.batch.predict import PredictConfig, run
 
     vid = SAMPLES / "en_happy_review.mp4"
     (tmp_path / "in").mkdir()
@@ -212,7 +212,7 @@ def test_no_blur_and_save_audio_are_opt_in(tmp_path):
 
 
 def test_demo_binds_to_localhost_by_default():
-    demo = pytest.importorskip("omni_mer.demo")
+    demo = pytest.importorskip("omni_mer.demo.app")
     assert demo.DEFAULT_HOST == "127.0.0.1"
     src = Path(demo.__file__).read_text(encoding="utf-8")
     assert "share=False" in src

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer.clip import Clip
+from omni_mer.core.clip import Clip
 from omni_mer.evidence.prosody import ProsodyAnalyzer, text_syllables, yin
 from omni_mer.evidence.types import Segment
 
@@ -161,7 +161,7 @@ def test_real_speech_sample(pa):
 def test_speech_rate_is_normalised_per_language(pa):
     """Each language against its own reference: a typical Mandarin rate (chars/s) and a typical English rate
     (syllables/s) are both z = 0, and one physical rate reads fast in English and slow in Mandarin."""
-    from omni_mer.config import LANGUAGES
+    from omni_mer.core.i18n import LANGUAGES
     from omni_mer.evidence.prosody import RATE_REFS, rate_z
 
     assert set(RATE_REFS) == set(LANGUAGES)

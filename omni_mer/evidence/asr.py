@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import LANGUAGES, SAMPLE_RATE
-from omni_mer.errors import ModelNotFoundError
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import SAMPLE_RATE
+from omni_mer.core.i18n import LANGUAGES
+from omni_mer.core.errors import ModelNotFoundError
 from omni_mer.evidence.types import Segment
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ import threading
 
 import numpy as np
 
-from omni_mer.clip import Clip
+from omni_mer.core.clip import Clip
 from omni_mer.evidence.fer_net import EXPRESSIONS, INPUT_SIZE, MiniXception
 from omni_mer.evidence.types import Cue, ModalityEvidence
 

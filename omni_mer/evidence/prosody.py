@@ -45,7 +45,7 @@ import re
 
 import numpy as np
 
-from omni_mer.clip import Clip
+from omni_mer.core.clip import Clip
 from omni_mer.evidence.types import Cue, ModalityEvidence, Segment
 
 log = logging.getLogger(__name__)

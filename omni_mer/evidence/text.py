@@ -413,8 +413,8 @@ class TextAnalyzer:
 
     def _analyze_with_head(self, text: str, language: str, index: _TimeIndex, t0: float) -> ModalityEvidence:
         """The trained head's verdict, with occlusion word cues (texthead/cues.py)."""
-        from omni_mer.labels import LABELS
-        from omni_mer.ordinal import expected_valence
+        from omni_mer.core.labels import LABELS
+        from omni_mer.core.ordinal import expected_valence
         from omni_mer.texthead.cues import occlusion
 
         probs, logits, scored = occlusion(self.head, self._encoder, text, language, self.max_cue_units)

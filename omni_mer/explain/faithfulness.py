@@ -6,9 +6,9 @@ import json
 import logging
 from pathlib import Path
 
-from omni_mer.config import MODALITIES
+from omni_mer.core.config import MODALITIES
 from omni_mer.explain.shapley import coalition_key
-from omni_mer.labels import LABEL_INDEX
+from omni_mer.core.labels import LABEL_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def _run_section(args, ctx) -> dict | None:
 
 
 def _make_section():
-    from omni_mer.evaluate import Section  # evaluate loads sections lazily, so this import is not circular
+    from omni_mer.eval.evaluate import Section  # evaluate loads sections lazily, so this import is not circular
 
     return Section("faithfulness", _add_arguments, _run_section)
 

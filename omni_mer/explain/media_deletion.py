@@ -23,10 +23,10 @@ import logging
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES
 from omni_mer.explain.faithfulness import judge
-from omni_mer.labels import LABEL_INDEX
+from omni_mer.core.labels import LABEL_INDEX
 
 log = logging.getLogger(__name__)
 

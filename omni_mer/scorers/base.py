@@ -6,10 +6,10 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Evidence
-from omni_mer.labels import LABELS
+from omni_mer.core.labels import LABELS
 
 ALL_MODALITIES: frozenset[str] = frozenset(MODALITIES)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from omni_mer.config import MODALITIES, PROJECT_ROOT, MediaConfig
+from omni_mer.core.config import MODALITIES, PROJECT_ROOT, MediaConfig
 from omni_mer.evidence.types import Evidence
-from omni_mer.labels import LABEL_INDEX, LABELS
-from omni_mer.ordinal import ordinal_probs
+from omni_mer.core.labels import LABEL_INDEX, LABELS
+from omni_mer.core.ordinal import ordinal_probs
 from omni_mer.scorers.fusion import apply_intensity, design, fuse_valence
 from omni_mer.scorers.lite import DEFAULT_CALIBRATION_PATH, Calibration, FusionParams
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from omni_mer.config import MODALITIES
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Evidence
-from omni_mer.labels import LABEL_VALENCE, LABELS
+from omni_mer.core.labels import LABEL_VALENCE, LABELS
 
 # +1 strong, -1 weak, 0 neutral (from the label valences: |2| strong, |1| weak)
 STRENGTH = np.asarray([{2.0: 1.0, 1.0: -1.0, 0.0: 0.0}[abs(LABEL_VALENCE[label])] for label in LABELS])

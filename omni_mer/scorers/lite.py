@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES, PROJECT_ROOT
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES, PROJECT_ROOT
 from omni_mer.evidence.types import Evidence
-from omni_mer.labels import LABELS
-from omni_mer.ordinal import CLASS_VALENCE, ordinal_probs
+from omni_mer.core.labels import LABELS
+from omni_mer.core.ordinal import CLASS_VALENCE, ordinal_probs
 from omni_mer.scorers.base import Scorer, check_keep
 from omni_mer.scorers.fusion import apply_intensity, audio_intensity, fuse_valence
 

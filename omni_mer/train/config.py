@@ -11,8 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from omni_mer.config import MODALITIES, MediaConfig
-from omni_mer.errors import ConfigError
+from omni_mer.core.config import MODALITIES, MediaConfig
+from omni_mer.core.errors import ConfigError
 
 STAGES = ("sft", "grpo")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -47,7 +47,7 @@ class TrainConfig:
     cache_dir: str | None = field(default=None, metadata={"help": "evidence cache (default: OUTPUT_DIR/cache)"})
     evidence: str = field(default="extract", metadata={"help": "evidence source", "choices": EVIDENCE_SOURCES})
     keep: list[str] = field(default_factory=lambda: list(MODALITIES), metadata={"help": f"modalities given to the model ({', '.join(MODALITIES)})"})
-    # media (omni_mer.config.MediaConfig)
+    # media (omni_mer.core.config.MediaConfig)
     fps: float = field(default=2.0, metadata={"help": 'frames sampled per second'})
     max_frames: int = field(default=16, metadata={"help": 'cap on sampled frames per clip'})
     max_side: int = field(default=448, metadata={"help": 'longest frame side in pixels'})
