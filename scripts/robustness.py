@@ -245,9 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         n_ok = sum(r["pass"] for r in hostile)
         md += ["## Hostile runs (issue 16)", "",
                "Cases that are a whole run rather than one input file: names that collide, a damaged journal, a "
-               "full disk, a signal, an edited video on `--resume`, a broken `--output`. Each is a set of tests "
-               "(`tests/test_names.py`, `tests/test_batch_safety.py`) that failed before its fix; this table is "
-               "their result on this machine (`scripts/robustness.py` runs them with pytest).", "",
+               "full disk, a signal, an edited video on `--resume`, a broken `--output`, unblurred faces, telemetry. "
+               "Each is a set of tests (`tests/test_names.py`, `tests/test_batch_safety.py`, "
+               "`tests/test_detector.py`, `tests/test_privacy.py`) that failed before its fix; this table is their "
+               "result on this machine (`scripts/robustness.py` runs them with pytest).", "",
                f"**{n_ok}/{len(hostile)} cases pass.**", "", hostile_table(hostile), "",
                "Notes: `label_prediction.csv` keeps every ID byte-exact, including IDs that start with `=` `+` `-` "
                "`@` (a spreadsheet opening it could evaluate them: open it as text, or use errors.csv / the report, "

@@ -218,6 +218,7 @@ class HostileRun:
 
 _N = "tests/test_names.py::"
 _S = "tests/test_batch_safety.py::"
+_D = "tests/test_detector.py::"
 HOSTILE_RUNS: list[HostileRun] = [
     HostileRun("file name not valid UTF-8 (`b'caf\\xe9.mp4'`)",
                "`Journal.append` raised UnicodeEncodeError: no CSV, `--resume` died again",
@@ -292,6 +293,21 @@ HOSTILE_RUNS: list[HostileRun] = [
                "files named relative to the input folder (`empty.mp4: ...`, `symlink to ../outside/x.mp4`), "
                "supplements paths relative to the supplements folder",
                (_S + "test_error_reasons_carry_no_absolute_paths",)),
+    # issue 16 items 2 and 10, fixed with the face work (issue 15; docs/face.md, docs/privacy.md)
+    HostileRun("a face tilted 25°, lying, upside-down, stretched 4:3→16:9, small (24–40 px), or a second person",
+               "only the Haar cascade ran on saved frames: such faces stayed sharp in `frames/` and "
+               "`explanation.png` while `frames_blurred` was true",
+               "every saved frame goes through CenterFace upright and turned, boxes of the clip's other frames, "
+               "whole-frame pixelation when unsure, not saved when still unsafe; `frames_blurred` true only then, "
+               "`frames_privacy` counts what was done (docs/face.md)",
+               (_D + "test_blur_hides_every_real_face_in_hard_views", _D + "test_unsure_or_missing_detector_fails_closed",
+                _D + "test_frames_blurred_tells_the_truth")),
+    HostileRun("onnxruntime telemetry",
+               "onnxruntime 1.32 wrote a device id and an event database to "
+               "`~/.cache/Microsoft/DeveloperTools/.onnxruntime/` on every run",
+               "`ORT_DISABLE_TELEMETRY=1` set by `import omni_mer`; matplotlib's and jieba's caches moved into "
+               "`~/.cache/omni-mer`; a fresh-HOME run writes nothing else",
+               ("tests/test_privacy.py::test_nothing_written_outside_outputs_in_a_fresh_home",)),
 ]
 
 

@@ -64,13 +64,16 @@ socket.getaddrinfo = _no_dns
 SUBSET = ("en_happy_review.mp4", "zh_good_news.mp4")
 
 
-def _offline_job(d: Path, input_dir: Path) -> dict:
-    """Run test_script.py with every network connection (and DNS lookup) blocked in all its processes."""
+def _offline_job(d: Path, input_dir: Path, extra_env: dict | None = None, unset: tuple[str, ...] = ()) -> dict:
+    """Run test_script.py with every network connection (and DNS lookup) blocked in all its processes
+    (``extra_env`` added to the environment, the variables in ``unset`` removed from it)."""
     (d / "site").mkdir(parents=True, exist_ok=True)
     (d / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
     net_log = d / "net.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(d / "site"), str(ROOT)]), NET_LOG=str(net_log),
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg", **(extra_env or {}))
+    for var in unset:
+        env.pop(var, None)
     # The blocker itself must work, or the test below proves nothing.
     probe = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('1.1.1.1', 80), 2)"],
                            env=env, capture_output=True, text=True)
@@ -118,6 +121,26 @@ def test_main_job_on_all_samples_with_sockets_blocked(tmp_path):
     errors = list(csv.DictReader(open(tmp_path / "res" / "errors.csv", encoding="utf-8")))
     assert errors == []  # samples/ holds only media; its manifest sits in samples/meta/ (sub-folders are skipped)
     assert not run["net_log"].exists() or run["net_log"].read_text() == ""
+
+
+def test_nothing_written_outside_outputs_in_a_fresh_home(tmp_path):
+    """In a fresh HOME and TMPDIR, the job writes only its output folders and the documented cache
+    (~/.cache/omni-mer: Whisper weights, matplotlib's font list, jieba's dictionary cache): no onnxruntime telemetry
+    (~/.cache/Microsoft/DeveloperTools), no ~/.config, nothing left in the temp dir."""
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / SUBSET[0]).write_bytes((SAMPLES / SUBSET[0]).read_bytes())
+    run = _offline_job(tmp_path, tmp_path / "in", {"HOME": str(home), "TMPDIR": str(tmp)},
+                       unset=("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "MPLCONFIGDIR", "OMNI_MER_CACHE"))
+    _check_offline_job(run, [Path(SUBSET[0]).stem])
+    outside = sorted(str(p.relative_to(home)) for p in home.rglob("*")
+                     if p.is_file() and not p.relative_to(home).parts[:2] == (".cache", "omni-mer"))
+    assert outside == [], outside
+    assert sorted(p.name for p in home.iterdir()) == [".cache"]
+    assert sorted(p.name for p in (home / ".cache").iterdir()) == ["omni-mer"]
+    assert list(tmp.rglob("*")) == [], list(tmp.rglob("*"))
 
 
 def test_no_audio_saved_by_default(offline_run):

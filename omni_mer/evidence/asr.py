@@ -58,9 +58,9 @@ def _part_files() -> list[Path]:
 
 def default_cache_dir() -> Path:
     """``$OMNI_MER_CACHE/whisper-base`` if set, else ``~/.cache/omni-mer/whisper-base`` (never inside the repo)."""
-    root = os.environ.get("OMNI_MER_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "omni-mer"
-    return base / "whisper-base"
+    from omni_mer import cache_root
+
+    return cache_root() / "whisper-base"
 
 
 def _sha256(path: Path, chunk: int = 1 << 22) -> str:

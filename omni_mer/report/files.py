@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from omni_mer.report.thumbnails import PICTURE_FRAMES, SAVED_FRAMES, blurred_frames, pick, saved_indices
+from omni_mer.report.thumbnails import PICTURE_FRAMES, SAVED_FRAMES, pick, safe_frames, saved_indices
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,8 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
     atomic_write_text(out / "transcript.txt", (ev.transcript.strip() + "\n") if ev.transcript.strip() else "")
     atomic_write_text(out / "transcript.srt", srt(ev.segments))
 
-    idx = saved_indices(clip, max_frames)
-    frames = blurred_frames(clip, idx, blur=blur)  # blurred once: frames/ and the picture share them
+    # blurred once (fail-closed; unsafe frames left out): frames/ and the picture share them
+    idx, frames, privacy = safe_frames(clip, saved_indices(clip, max_frames), blur=blur)
     frame_dir = out / "frames"
     if frame_dir.is_dir():
         for old in frame_dir.glob("*.jpg"):
@@ -202,7 +202,10 @@ def write_supplements(analysis, supplements_dir: Path, blur: bool = True, save_a
         sf.write(out / "audio.wav", clip.audio, clip.sample_rate)
 
     expl = dict(analysis.explanation)
-    expl["frames_blurred"] = bool(blur)
+    # true only when every saved frame went through the fail-closed blur (frames it could not make safe are not saved)
+    expl["frames_blurred"] = bool(blur) and (privacy is not None or not frames)
+    if privacy is not None:
+        expl["frames_privacy"] = privacy.to_dict()
     atomic_write_text(out / "explanation.json", json.dumps(expl, ensure_ascii=False, indent=2))
     shown = pick(len(idx), PICTURE_FRAMES)  # the picture's frames, as thumbnails.picture_indices picks them
     expl["thumbnail_times"] = [float(clip.frame_times[idx[k]]) for k in shown]

@@ -34,24 +34,27 @@ def picture_indices(clip: Clip, saved: list[int] | None = None) -> list[int]:
     return [saved[k] for k in pick(len(saved), PICTURE_FRAMES)]
 
 
-def blurred_frames(clip: Clip, indices: list[int], blur: bool = True, detector=None) -> list[np.ndarray]:
-    """The frames ``clip.frames[indices]``, faces blurred unless ``blur`` is False; the only caller of the blur.
+def safe_frames(clip: Clip, indices: list[int], blur: bool = True, detector=None):
+    """(indices kept, frames safe to save, PrivacyReport or None) for ``clip.frames[indices]``: the one caller of
+    the blur.
 
-    Privacy first: a frame where the detector misses a face that it found in other frames of the clip is blurred
-    with the boxes of the nearest frame that has detections (a detector flicker must not leak a face).
+    With ``blur`` every frame goes through omni_mer.evidence.anonymize, which fails closed: CenterFace upright and
+    turned, boxes found in other frames of the clip blurred too (a detector flicker must not leak a face), the whole
+    frame pixelated when the detector is unsure, and a frame that still cannot be made safe left out (its index
+    too). ``detector``: a frame -> boxes callable used instead of CenterFace (tests).
     """
+    indices = list(indices)
     frames = [clip.frames[i] for i in indices]
     if not blur or not frames:
-        return frames
-    from omni_mer.evidence.face import blur_faces, detect_faces
+        return indices, frames, None
+    from omni_mer.evidence.anonymize import anonymize_frames
 
-    detect = detector or detect_faces
-    boxes = [detect(f) for f in frames]
-    found = [k for k, b in enumerate(boxes) if b]
-    out = []
-    for k, frame in enumerate(frames):
-        use = boxes[k]
-        if not use and found:
-            use = boxes[min(found, key=lambda j: abs(j - k))]
-        out.append(blur_faces(frame, use) if use else frame)
-    return out
+    safe, report = anonymize_frames(frames, detector=detector)
+    kept = [k for k, f in enumerate(safe) if f is not None]
+    return [indices[k] for k in kept], [safe[k] for k in kept], report
+
+
+def blurred_frames(clip: Clip, indices: list[int], blur: bool = True, detector=None) -> list[np.ndarray]:
+    """The frames ``clip.frames[indices]`` made safe to show (``safe_frames``; frames that cannot be made safe are
+    left out), unchanged when ``blur`` is False."""
+    return safe_frames(clip, indices, blur, detector)[1]
