@@ -19,6 +19,8 @@ Public API (stable; other modules and tests call these):
     write_streamed_mkv(path, frames, fps) -> Path                 .mkv with no duration in it (muxed to a pipe)
     write_garbage(path, n_bytes=4096, seed=0) -> Path            random bytes
     write_corrupted(src, dst, start=0.4, end=0.7, seed=0) -> Path   bytes [start, end) replaced by garbage
+    write_two_video_streams(path, n=5, fps=5.0) -> Path   stream 0: red 64x48, not default; stream 1: blue
+        32x24, flagged default (an alternate angle before the main one)
 """
 
 from __future__ import annotations
@@ -218,3 +220,34 @@ def write_rotated_mp4(src: str | Path, dst: str | Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_bytes(bytes(data))
     return dst
+
+
+def write_two_video_streams(path: str | Path, n: int = 5, fps: float = 5.0) -> Path:
+    """Two video streams: stream 0 red 64x48 without the default flag, stream 1 blue 32x24 flagged default."""
+    import av
+    from av.stream import Disposition
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    container = av.open(str(path), mode="w")
+    try:
+        streams = []
+        for colour, (w, h), disposition in (((255, 0, 0), (64, 48), Disposition(0)),
+                                             ((0, 0, 255), (32, 24), Disposition.default)):
+            s = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            s.options = {"preset": "ultrafast"}
+            s.disposition = disposition
+            streams.append((s, np.full((h, w, 3), colour, np.uint8)))
+        for i in range(n):
+            for s, img in streams:
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts = i
+                for packet in s.encode(frame):
+                    container.mux(packet)
+        for s, _ in streams:
+            for packet in s.encode(None):
+                container.mux(packet)
+    finally:
+        container.close()
+    return path

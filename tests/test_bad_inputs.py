@@ -4,6 +4,7 @@ it failed, no crash or hang; the per-file time limit; nothing written outside th
 from __future__ import annotations
 
 import csv
+import json
 import os
 import resource
 import time
@@ -54,6 +55,9 @@ def suite(tmp_path_factory):
 
 @pytest.mark.parametrize("case", DEFAULT_CASES, ids=[c.name for c in DEFAULT_CASES])
 def test_bad_input_gets_a_row(suite, case):
+    if case.expect == "skip":  # hidden files are not videos
+        assert case.id not in suite["preds"], f"{case.entry!r} should get no row"
+        return
     assert case.id in suite["preds"], f"no CSV row for {case.entry!r}"
     assert suite["preds"][case.id] in LABELS
     err = suite["errors"].get(case.id)
@@ -65,10 +69,11 @@ def test_bad_input_gets_a_row(suite, case):
         assert err["stage"] and len(err["reason"]) > 5
     rec = suite["records"][case.id]
     if err is None:  # analysed: its supplements exist
-        from omni_mer.report.files import safe_dirname
+        from omni_mer.report.files import supplement_dirname
 
-        d = suite["root"] / "sup" / safe_dirname(case.id)
+        d = suite["root"] / "sup" / supplement_dirname(case.id)
         assert (d / "explanation.json").is_file(), f"no supplements for {case.entry!r}"
+        assert json.loads((d / "explanation.json").read_text(encoding="utf-8"))["id"] == case.id, "overwritten"
         assert rec["label"] == suite["preds"][case.id]
 
 
@@ -84,8 +89,10 @@ def test_specific_reasons(suite):
 
 def test_one_row_per_input_and_nothing_else(suite):
     ids = [r["ID"] for r in suite["pred_rows"]]
-    assert len(ids) == len(set(ids)) == len(suite["cases"])
-    assert set(ids) == {c.id for c in suite["cases"].values()}
+    rowed = [c for c in suite["cases"].values() if c.expect != "skip"]
+    assert len(ids) == len(set(ids)) == len(rowed)
+    assert set(ids) == {c.id for c in rowed}
+    assert (suite["root"] / "sup" / "index.html").is_file()
 
 
 def test_outputs_never_escape_the_output_folders(suite):

@@ -183,3 +183,58 @@ def test_escaped_name_colliding_with_a_literal_name_stays_distinct(tmp_path):
         items = list_inputs(tmp_path, id_with_ext=ext)
         assert len({it.id for it in items}) == 2, [it.id for it in items]
         assert all(it.id.encode("utf-8") for it in items)
+
+
+# --- 5. supplement folder names (issue 16.4) -----------------------------------------------------------------------
+
+COLLIDING_IDS = [
+    "a,b", "a_b", "a b", "a ", "a", " a", "a.", "a%2Cb", "a~0123456789abcdef", "x" * 160 + "1", "x" * 160 + "2",
+    "视频" * 120 + "甲", "视频" * 120 + "乙", "index.html", "INDEX.HTML", "transcription_results.csv",
+    "folders.json", ".hidden", "-dash", "..", ".", "", "caf\\xe9", "caf_xe9", "CON", "con.txt", "a/b", "a\\b",
+    "clip with spaces", "视频 测试 ünïcødé", "e\u0301", "\u00e9",
+]
+
+
+def test_supplement_folder_names_are_injective_plain_and_safe():
+    from omni_mer.report.files import SUPPLEMENTS_RESERVED, supplement_dirname
+
+    names = [supplement_dirname(i) for i in COLLIDING_IDS]
+    assert len(set(names)) == len(names), [n for n in names if names.count(n) > 1]
+    reserved = {r.casefold() for r in SUPPLEMENTS_RESERVED}
+    for i, n in zip(COLLIDING_IDS, names):
+        assert n and n not in (".", "..") and "/" not in n and "\\" not in n and "\0" not in n, (i, n)
+        assert not n.startswith((".", "-", " ")) and not n.endswith((" ", ".")), (i, n)
+        assert n.casefold() not in reserved, (i, n)
+        assert len(n.encode("utf-8")) <= 200, (i, len(n.encode("utf-8")))
+    # readable IDs keep their name as their folder
+    for i in ("a", "a_b", "clip_01", "clip with spaces", "视频 测试 ünïcødé", "caf_xe9", "\u00e9"):
+        assert supplement_dirname(i) == i
+    assert supplement_dirname("a,b") != "a_b"
+    # a reserved name never gets a folder that differs from another reserved one only by case
+    assert supplement_dirname("index.html").casefold() != "index.html"
+
+
+def test_colliding_ids_get_their_own_folders_and_the_report(tmp_path):
+    """a,b / a_b, `a ` / a, two names sharing a 150-char prefix, IDs named like the report's own files."""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    stems = ["a,b", "a_b", "a ", "a", "x" * 160 + "1", "x" * 160 + "2", "index.html", "transcription_results.csv",
+             "folders.json"]
+    for s in stems:
+        _video(inp / f"{s}.mp4", seconds=1.0)
+    sup = tmp_path / "sup"
+    cfg = PredictConfig(input=inp, output=tmp_path / "res", supplements=sup, backend="lite", workers=0)
+    run(cfg)
+    assert sorted(r[0] for r in _rows(tmp_path / "res" / "label_prediction.csv")[1:]) == sorted(stems)
+    assert (sup / "index.html").is_file() and (sup / "transcription_results.csv").is_file()
+    assert _rows(sup / "transcription_results.csv")[0] == ["ID", "language", "transcript"]
+    manifest = json.loads((sup / "folders.json").read_text(encoding="utf-8"))
+    assert sorted(manifest["folders"].values()) == sorted(stems)  # folder -> ID, one per ID
+    for folder, rid in manifest["folders"].items():
+        expl = json.loads((sup / folder / "explanation.json").read_text(encoding="utf-8"))
+        assert expl["id"] == rid, (folder, rid)  # nobody overwrote anybody
+    page = (sup / "index.html").read_text(encoding="utf-8")
+    from urllib.parse import quote
+
+    for folder in manifest["folders"]:
+        assert f'{quote(folder, safe="")}/explanation.png' in page

@@ -5,7 +5,7 @@ import pytest
 
 from omni_mer.evidence.types import Segment
 from omni_mer.batch.journal import Journal
-from omni_mer.report.files import inside, safe_dirname, srt, write_results
+from omni_mer.report.files import inside, srt, supplement_dirname, write_results
 from omni_mer.batch.predict import PredictConfig, list_inputs
 
 
@@ -20,8 +20,8 @@ def test_journal_ignores_a_torn_last_line_and_appends_cleanly(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "..", ".", "-rf", "a/b", "名字 with space", "\x00x"])
-def test_safe_dirname_never_escapes(tmp_path, name):
-    d = safe_dirname(name)
+def test_supplement_dirname_never_escapes(tmp_path, name):
+    d = supplement_dirname(name)
     assert "/" not in d and d not in (".", "..") and not d.startswith("-")
     inside(tmp_path, tmp_path / d)
 

@@ -21,6 +21,8 @@ def _journal_problem(rec: object) -> str | None:
         return "no string 'id'"
     if rec.get("label") not in LABELS:
         return f"label {rec.get('label')!r} is not one of {', '.join(LABELS)}"
+    if rec.get("content") is not None and not isinstance(rec["content"], dict):
+        return f"malformed 'content' {rec['content']!r:.60}"
     err = rec.get("error")
     if err is not None and not (isinstance(err, dict) and isinstance(err.get("stage"), str)
                                 and isinstance(err.get("reason"), str)):

@@ -17,14 +17,16 @@ import queue
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omni_mer.core.console import LOG_FORMAT
 from omni_mer.core.config import MEDIA_EXTENSIONS, MediaConfig
-from omni_mer.core.errors import EmptyInputError, MediaError
 from omni_mer.batch.journal import Journal
-from omni_mer.report.files import write_results
+from omni_mer.batch.stop import StopSignals, die_with_parent
+from omni_mer.core.errors import EmptyInputError, JobInterrupted, MediaError, OutputError
+from omni_mer.report.files import write_folder_manifest, write_predictions, write_transcriptions
 
 log = logging.getLogger("omni_mer.batch.predict")
 
@@ -72,6 +74,7 @@ class InputItem:
     id: str
     path: Path
     problem: str | None = None  # set when the entry must not be opened (reported as an error row)
+    content: dict | None = None  # content_fingerprint(path), set by run(); --resume compares it with the journal's
 
 
 def display_name(name: str) -> str:
@@ -131,6 +134,60 @@ def assign_ids(names: list[str], id_with_ext: bool = False) -> list[str]:
     return out
 
 
+FINGERPRINT_BYTES = 256 * 1024  # hashed at each end of a file
+
+
+def content_fingerprint(path: Path) -> dict | None:
+    """What --resume compares to decide that a journaled file is the same file: size, mtime (ns) and a SHA-256
+    of the first and last FINGERPRINT_BYTES. A full hash would read every byte of every video at each start
+    (minutes for a folder of hour-long files); this reads 512 KiB per file and still catches a replaced file, any
+    edit that changes the size or the time stamp, and in-place edits of the container's index (at one end of
+    every mp4/mkv). None when the file cannot be read (its analysis then reports why)."""
+    import hashlib
+
+    try:
+        st = os.stat(path)
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            h.update(f.read(FINGERPRINT_BYTES))
+            if st.st_size > FINGERPRINT_BYTES:
+                f.seek(max(FINGERPRINT_BYTES, st.st_size - FINGERPRINT_BYTES))
+                h.update(f.read(FINGERPRINT_BYTES))
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_ends": h.hexdigest()}
+
+
+def _stale(item: InputItem, rec: dict) -> str | None:
+    """Why the journal record ``rec`` no longer stands for ``item`` (the file is then redone), or None."""
+    if "content" not in rec:
+        return "its journal line has no content hash (written by an older version)"
+    if rec["content"] != item.content:
+        return "changed since it was labelled (size, time stamp or bytes differ)"
+    return None
+
+
+def _current(items: dict[str, InputItem], recs: dict[str, dict]) -> dict[str, dict]:
+    """The journal records that still stand for this input folder's files (same ID, same content)."""
+    return {k: v for k, v in recs.items() if k in items and _stale(items[k], v) is None}
+
+
+def _todo(mine: list[InputItem], finished: dict[str, dict], supplements: bool) -> list[InputItem]:
+    """The files --resume must (re)do, each redone one with a log line saying why."""
+    todo = []
+    for it in mine:
+        rec = finished.get(it.id)
+        why = "not finished" if rec is None else _stale(it, rec)
+        if why is None and supplements and (rec.get("error") or {}).get("stage") == "write":
+            why = "its supplements could not be written last time"
+        if why is None:
+            continue
+        if rec is not None:
+            log.info("%s: %s; redoing it", display_name(it.path.name), why)
+        todo.append(it)
+    return todo
+
+
 def list_inputs(input_dir: Path, id_with_ext: bool = False) -> list[InputItem]:
     """Every visible entry of ``input_dir`` that should get a CSV row, sorted by ID (``assign_ids``: one distinct
     ID per entry, valid UTF-8 even for names that are not).
@@ -142,14 +199,16 @@ def list_inputs(input_dir: Path, id_with_ext: bool = False) -> list[InputItem]:
     root = input_dir.resolve()
     items: list[InputItem] = []
     for entry in sorted(os.scandir(input_dir), key=lambda e: e.name):
-        if entry.name.startswith("."):
+        if entry.name.startswith("."):  # .DS_Store, ._x.mp4 (macOS resource forks), .nfs*: not videos, no row
+            log.info("skipping hidden file %s (hidden files are not labelled)", display_name(entry.name))
             continue
         path = Path(entry.path)
         problem = None
         if entry.is_symlink():
             target = path.resolve()
             if root not in target.parents:
-                problem = f"symlink to {display_name(str(target))} points outside the input folder (not followed)"
+                shown = os.path.relpath(target, root)  # relative to the input folder: no absolute paths in CSVs
+                problem = f"symlink to {display_name(shown)} points outside the input folder (not followed)"
             elif not target.exists():
                 problem = "broken symlink"
         if problem is None and entry.is_dir():
@@ -169,8 +228,18 @@ def list_inputs(input_dir: Path, id_with_ext: bool = False) -> list[InputItem]:
     return sorted(items, key=lambda it: it.id)
 
 
+def _relative(reason: str, folder: Path, shown: str = "") -> str:
+    """``reason`` with ``folder``'s path (as given, absolute or resolved) and its separator replaced by ``shown``:
+    errors.csv names files relative to the input folder, not by where the machine keeps them."""
+    for form in sorted({str(folder), os.path.abspath(folder), str(Path(folder).resolve())}, key=len, reverse=True):
+        if form not in (".", ""):
+            reason = reason.replace(form.rstrip(os.sep) + os.sep, shown)
+    return reason
+
+
 def _error_record(item: InputItem, stage: str, reason: str, label: str) -> dict:
-    return {"id": item.id, "file": display_name(item.path.name), "label": label,
+    reason = _relative(reason, item.path.parent)
+    return {"id": item.id, "file": display_name(item.path.name), "label": label, "content": item.content,
             "error": {"stage": stage, "reason": display_name(reason)}}  # reasons quote the (maybe non-UTF-8) name
 
 
@@ -190,7 +259,7 @@ def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: s
         log.exception("%s: analysis failed", item.path)
         return _error_record(item, "analyze", f"{type(exc).__name__}: {exc}", fallback_label)
     rec = {
-        "id": item.id, "file": display_name(item.path.name), "label": analysis.label,
+        "id": item.id, "file": display_name(item.path.name), "label": analysis.label, "content": item.content,
         "probs": analysis.explanation["probs"],
         "language": analysis.evidence.language, "transcript": analysis.evidence.transcript,
         "warnings": analysis.clip.warnings, "error": None,
@@ -200,7 +269,8 @@ def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: s
             write_supplements(analysis, cfg.supplements, blur=cfg.blur, save_audio=cfg.save_audio)
         except Exception as exc:
             log.exception("%s: writing supplements failed", item.path)
-            rec["error"] = {"stage": "write", "reason": f"{type(exc).__name__}: {exc}"}
+            reason = _relative(f"{type(exc).__name__}: {exc}", cfg.supplements, f"{cfg.supplements.name}/")
+            rec["error"] = {"stage": "write", "reason": _relative(reason, item.path.parent)}
     rec["timings"] = {**{k: round(v, 3) for k, v in analysis.timings.items()},
                       "total": round(time.perf_counter() - t0, 3)}
     return rec
@@ -214,9 +284,13 @@ def _build_pipeline(cfg: PredictConfig):
     return pipeline
 
 
-def _worker_main(cfg: PredictConfig, fallback: str, tasks, results, wid: int) -> None:
+def _worker_main(cfg: PredictConfig, fallback: str, tasks, results, wid: int, parent_pid: int) -> None:
+    import signal
+
     from omni_mer.core.console import setup_logging
 
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides, and stops us
     setup_logging("WARNING")
     try:
         pipeline = _build_pipeline(cfg)
@@ -234,7 +308,8 @@ def _worker_main(cfg: PredictConfig, fallback: str, tasks, results, wid: int) ->
 class _Worker:
     def __init__(self, ctx, cfg: PredictConfig, fallback: str, results, wid: int) -> None:
         self.tasks = ctx.Queue()
-        self.proc = ctx.Process(target=_worker_main, args=(cfg, fallback, self.tasks, results, wid), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(cfg, fallback, self.tasks, results, wid, os.getpid()),
+                                daemon=True)
         self.proc.start()
         self.ready = False
         self.item: InputItem | None = None
@@ -246,6 +321,7 @@ class _Worker:
 
     def stop(self, kill: bool = False) -> None:
         if kill:
+            self.tasks.cancel_join_thread()  # never block exit on a queue nobody reads any more
             self.proc.kill()
         else:
             self.tasks.put(None)
@@ -260,50 +336,65 @@ def _run_workers(cfg: PredictConfig, todo: list[InputItem], fallback: str, on_do
     results = ctx.Queue()
     n = max(1, min(cfg.workers, len(todo)))
     workers = {i: _Worker(ctx, cfg, fallback, results, i) for i in range(n)}
-    pending = list(reversed(todo))
-    next_id = n
-    load_crashes = 0
-    while pending or any(w.item for w in workers.values()):
-        for w in workers.values():
-            if w.ready and w.item is None and pending:
-                w.give(pending.pop())
-        try:
-            kind, wid, payload = results.get(timeout=0.5)
-        except queue.Empty:
-            kind = None
-        if kind == "fatal":
+    try:
+        pending = list(reversed(todo))
+        next_id = n
+        load_crashes = 0
+        while pending or any(w.item for w in workers.values()):
             for w in workers.values():
-                w.stop(kill=True)
-            raise RuntimeError(f"could not load the models: {payload}")
-        if kind == "ready" and wid in workers:  # a worker may have died right after saying ready
-            workers[wid].ready = True
-        elif kind == "done" and wid in workers:
-            workers[wid].item = None
-            on_done(payload)
-        now = time.monotonic()
-        for wid_, w in list(workers.items()):
-            timed_out = w.item is not None and now - w.started > cfg.timeout_s
-            died = not w.proc.is_alive()
-            if timed_out or died:
-                if died and not w.ready:  # crashed while loading the models: would crash again, forever
-                    load_crashes += 1
-                    if load_crashes >= 3:
-                        for other in workers.values():
-                            other.stop(kill=True)
-                        raise RuntimeError(f"worker process died while loading the models {load_crashes} times "
-                                           f"(exit code {w.proc.exitcode})")
-                if w.item is not None:
-                    stage, why = ("timeout", f"took longer than {cfg.timeout_s:g} s") if timed_out else (
-                        "crash", f"worker process died (exit code {w.proc.exitcode})")
-                    log.error("%s: %s", w.item.path, why)
-                    on_done(_error_record(w.item, stage, why, fallback))
-                w.stop(kill=True)
-                del workers[wid_]
-                if pending:
-                    workers[next_id] = _Worker(ctx, cfg, fallback, results, next_id)
-                    next_id += 1
+                if w.ready and w.item is None and pending:
+                    w.give(pending.pop())
+            try:
+                kind, wid, payload = results.get(timeout=0.5)
+            except queue.Empty:
+                kind = None
+            if kind == "fatal":
+                raise RuntimeError(f"could not load the models: {payload}")
+            if kind == "ready" and wid in workers:  # a worker may have died right after saying ready
+                workers[wid].ready = True
+            elif kind == "done" and wid in workers:
+                workers[wid].item = None
+                on_done(payload)
+            now = time.monotonic()
+            for wid_, w in list(workers.items()):
+                timed_out = w.item is not None and now - w.started > cfg.timeout_s
+                died = not w.proc.is_alive()
+                if timed_out or died:
+                    if died and not w.ready:  # crashed while loading the models: would crash again, forever
+                        load_crashes += 1
+                        if load_crashes >= 3:
+                            raise RuntimeError(f"worker process died while loading the models {load_crashes} "
+                                               f"times (exit code {w.proc.exitcode})")
+                    if w.item is not None:
+                        stage, why = ("timeout", f"took longer than {cfg.timeout_s:g} s") if timed_out else (
+                            "crash", f"worker process died (exit code {w.proc.exitcode})")
+                        log.error("%s: %s", w.item.path, why)
+                        on_done(_error_record(w.item, stage, why, fallback))
+                    w.stop(kill=True)
+                    del workers[wid_]
+                    if pending:
+                        workers[next_id] = _Worker(ctx, cfg, fallback, results, next_id)
+                        next_id += 1
+    except BaseException as exc:  # a stop signal, a fatal error: no worker outlives the loop
+        if isinstance(exc, JobInterrupted):  # results already sent but not yet read are computed work: keep them
+            _drain_results(results, workers, on_done)
+        for w in workers.values():
+            w.stop(kill=True)
+        raise
     for w in workers.values():
         w.stop()
+
+
+def _drain_results(results, workers: dict, on_done) -> None:
+    """Journal the files the workers finished and sent before a stop signal (the parent had not read them yet)."""
+    while True:
+        try:
+            kind, wid, payload = results.get(timeout=0.2)
+        except (queue.Empty, OSError, EOFError, ValueError):
+            return
+        if kind == "done" and wid in workers and workers[wid].item is not None:
+            workers[wid].item = None
+            on_done(payload)
 
 
 def _rank() -> tuple[int, int]:
@@ -332,68 +423,136 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
                               "--allow-empty to write an empty result")
     if not items:
         log.warning("input folder %s is empty (--allow-empty): writing a result with no rows", cfg.input)
-    cfg.output.mkdir(parents=True, exist_ok=True)
-    if cfg.supplements is not None:
-        cfg.supplements.mkdir(parents=True, exist_ok=True)
-    _add_run_log(cfg.output / ("run.log" if world == 1 else f"run.rank{rank}.log"))
-
-    if rank == 0:  # temp files of an atomic write interrupted by a kill: never read, just litter
-        for stale in [*cfg.output.glob(".*.tmp*"), *((cfg.supplements or cfg.output).glob(".*.tmp*"))]:
-            stale.unlink(missing_ok=True)
-    ids = {it.id for it in items}
     progress = cfg.output / PROGRESS_DIR
     journal = Journal(progress / f"rank{rank}.jsonl")
-    if not cfg.resume:
-        journal.reset()
+    with _writing_output(cfg):  # a read-only, missing or full --output (or a file there): one line, exit 2
+        cfg.output.mkdir(parents=True, exist_ok=True)
+        _add_run_log(cfg.output / ("run.log" if world == 1 else f"run.rank{rank}.log"))
+        if rank == 0:  # temp files of an atomic write interrupted by a kill: never read, just litter
+            for stale in cfg.output.glob(".*.tmp*"):
+                stale.unlink(missing_ok=True)
+        if not cfg.resume:
+            journal.reset()
+            if rank == 0:
+                for stale in progress.glob("done.rank*"):
+                    stale.unlink()
+    if cfg.supplements is not None:  # may fail (read-only, full): each file's supplements then fail and are recorded
+        _supplements_step("create the supplements folder", cfg.supplements.mkdir, parents=True, exist_ok=True)
         if rank == 0:
-            for stale in progress.glob("done.rank*"):
-                stale.unlink()
+            _supplements_step("remove stale temp files", lambda: [p.unlink(missing_ok=True)
+                                                                   for p in cfg.supplements.glob(".*.tmp*")])
+            _supplements_step("write folders.json", write_folder_manifest, cfg.supplements, [it.id for it in items])
+    for it in items:  # what --resume compares, and what the journal records for each file
+        if it.problem is None:
+            it.content = content_fingerprint(it.path)
+    by_id = {it.id: it for it in items}
     finished = _merge_journals(progress) if cfg.resume else {}
     mine = [it for i, it in enumerate(items) if i % world == rank]
-    todo = [it for it in mine if it.id not in finished]
+    todo = _todo(mine, finished, cfg.supplements is not None)
     # The lite prior is the fallback label for files that fail, whatever the backend (a calibrated lite prior is
     # the training set's prior; an untrained omni model has none).
     fallback = LiteScorer.from_path(cfg.calibration).prior_label()
     log.info("%d inputs in %s; rank %d/%d has %d, %d already done; fallback label %s",
              len(items), cfg.input, rank, world, len(mine), len(mine) - len(todo), fallback)
 
-    records = {k: v for k, v in finished.items() if k in ids}
+    records = _current(by_id, finished)
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="videos", unit="file", disable=None)
 
     def on_done(rec: dict) -> None:
-        journal.append(rec)
-        records[rec["id"]] = rec
-        bar.update(1)
-        if rec.get("error"):
-            log.warning("%s -> %s (failed at %s: %s)", rec["file"], rec["label"], rec["error"]["stage"],
-                        rec["error"]["reason"])
-        else:
-            log.info("%s -> %s  timings %s", rec["file"], rec["label"], rec.get("timings"))
-        if world == 1:  # keep the CSV current: a kill leaves every finished row in place
-            write_results(cfg.output, cfg.supplements, records)
+        # a stop signal waits until the journal line and the CSV rewrite are done
+        with stop.critical(), _writing_output(cfg, resumable=True):
+            journal.append(rec)
+            records[rec["id"]] = rec
+            bar.update(1)
+            if rec.get("error"):
+                log.warning("%s -> %s (failed at %s: %s)", rec["file"], rec["label"], rec["error"]["stage"],
+                            rec["error"]["reason"])
+            else:
+                log.info("%s -> %s  timings %s", rec["file"], rec["label"], rec.get("timings"))
+            if world == 1:  # keep the CSV current: a kill leaves every finished row in place
+                _write_csvs(cfg, records)
 
-    if todo:
-        if cfg.workers == 0:
-            pipeline = _build_pipeline(cfg)
-            for it in todo:
-                on_done(process_one(pipeline, it, cfg, fallback))
-        else:
-            _run_workers(cfg, todo, fallback, on_done)
-    bar.close()
-
-    (progress / f"done.rank{rank}").parent.mkdir(parents=True, exist_ok=True)
-    (progress / f"done.rank{rank}").write_text("ok")
-    if rank != 0:
-        return records
-    if world > 1:
-        _wait_for_ranks(progress, world, cfg.timeout_s * max(1, len(items)))
-        records = {k: v for k, v in _merge_journals(progress).items() if k in ids}
-    write_results(cfg.output, cfg.supplements, records)
+    with StopSignals() as stop:
+        try:
+            if todo:
+                if cfg.workers == 0:
+                    pipeline = _build_pipeline(cfg)
+                    for it in todo:
+                        on_done(process_one(pipeline, it, cfg, fallback))
+                else:
+                    _run_workers(cfg, todo, fallback, on_done)
+            bar.close()
+            with _writing_output(cfg, resumable=True):
+                (progress / f"done.rank{rank}").parent.mkdir(parents=True, exist_ok=True)
+                (progress / f"done.rank{rank}").write_text("ok")
+            if rank != 0:
+                return records
+            if world > 1:
+                _wait_for_ranks(progress, world, cfg.timeout_s * max(1, len(items)))
+                records = _current(by_id, _merge_journals(progress))
+            with stop.critical(), _writing_output(cfg, resumable=True):
+                _write_csvs(cfg, records)
+        except JobInterrupted as exc:
+            bar.close()
+            _write_after_stop(cfg, progress, by_id, len(mine), exc, rank)
+            raise
     if cfg.supplements is not None:
-        write_index_html(cfg.supplements, _report_entries(cfg.supplements, records))
+        _supplements_step("write index.html", lambda: write_index_html(cfg.supplements,
+                                                                        _report_entries(cfg.supplements, records)))
     n_err = sum(1 for r in records.values() if r.get("error"))
+    n_write = sum(1 for r in records.values() if (r.get("error") or {}).get("stage") == "write")
     log.info("wrote %s (%d rows, %d errors)", cfg.output / "label_prediction.csv", len(records), n_err)
+    if n_write:
+        log.error("the supplements of %d files could not be written (errors.csv stage 'write'); every row of %s "
+                  "is complete. Free the space and rerun with --resume to write them", n_write,
+                  cfg.output / "label_prediction.csv")
     return records
+
+
+def _write_after_stop(cfg: PredictConfig, progress: Path, by_id: dict[str, InputItem], n_mine: int, exc: JobInterrupted,
+                      rank: int) -> None:
+    """After a stop signal (the workers are already gone): the CSVs again, from the journal on disk, so every
+    file that finished before the signal has its row whatever instant the signal came."""
+    if rank != 0:
+        log.warning("rank %d %s; rerun with --resume to finish", rank, exc)
+        return
+    records = _current(by_id, _merge_journals(progress))
+    _write_csvs(cfg, records)
+    log.warning("%s: %s has the %d finished rows (of %d); rerun with --resume to finish the rest", exc,
+                cfg.output / "label_prediction.csv", len(records), n_mine)
+
+
+@contextmanager
+def _writing_output(cfg: PredictConfig, resumable: bool = False):
+    """Turn an OSError while writing into --output into one OutputError line naming the folder and the reason."""
+    try:
+        yield
+    except OSError as exc:
+        if cfg.output.exists() and not cfg.output.is_dir():
+            why = "it is a file, not a folder"
+        else:
+            why = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        hint = ("; the files finished so far are in its journal: fix this and rerun with --resume to finish"
+                if resumable else "")
+        raise OutputError(f"cannot write the results to --output {cfg.output}: {why}{hint}") from exc
+
+
+def _supplements_step(what: str, fn, *args, **kwargs) -> bool:
+    """Run one write into the supplements folder; a failure (a full or read-only disk, anything) is logged with
+    its traceback and the job carries on: supplements are optional, label_prediction.csv is not."""
+    try:
+        fn(*args, **kwargs)
+        return True
+    except Exception:
+        log.exception("supplements: could not %s (the required CSVs are not affected)", what)
+        return False
+
+
+def _write_csvs(cfg: PredictConfig, records: dict[str, dict]) -> None:
+    """The required CSVs first and on their own; then the supplements' transcription CSV, whose failure is logged."""
+    write_predictions(cfg.output, records)
+    if cfg.supplements is not None:
+        _supplements_step("write transcription_results.csv", write_transcriptions, cfg.supplements, records)
 
 
 def _wait_for_ranks(progress: Path, world: int, limit_s: float) -> None:
@@ -407,14 +566,14 @@ def _wait_for_ranks(progress: Path, world: int, limit_s: float) -> None:
 def _report_entries(supplements: Path, records: dict[str, dict]) -> list[dict]:
     import json
 
-    from omni_mer.report.files import safe_dirname
+    from omni_mer.report.files import supplement_dirname
 
     entries = []
     for rid in sorted(records):
         rec = records[rid]
         entry = {"id": rid, "file": rec.get("file", rid), "label": rec["label"], "error": rec.get("error"),
-                 "dir": safe_dirname(rid)}
-        expl = supplements / safe_dirname(rid) / "explanation.json"
+                 "dir": supplement_dirname(rid)}
+        expl = supplements / entry["dir"] / "explanation.json"
         if not rec.get("error") and expl.is_file():
             entry["explanation"] = json.loads(expl.read_text(encoding="utf-8"))
         entries.append(entry)
@@ -480,7 +639,10 @@ def main(argv: list[str] | None = None, prog: str = "omni-mer predict") -> int:
         cfg = config_from_args(args)
     except ValueError as exc:
         ap.error(str(exc))
-    run(cfg)  # a missing or empty input folder raises a user error: one line and exit 2 (the CLI dispatcher, omni_mer.cli)
+    try:
+        run(cfg)  # a missing or empty input folder raises a user error: one line and exit 2 (omni_mer.cli)
+    except JobInterrupted as exc:
+        return 128 + exc.signum  # the shell's convention for "ended by signal N"
     return 0
 
 

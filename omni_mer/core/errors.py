@@ -53,5 +53,23 @@ class EmptyInputError(OmniMerError):
     """The input folder holds nothing to label (the batch job refuses to write an empty result silently)."""
 
 
+class OutputError(OmniMerError):
+    """The results cannot be written (--output read-only, missing, a file, or full): the batch job stops with one
+    line naming the folder and the reason; what finished is in its journal for --resume."""
+
+
 class ConfigError(OmniMerError, ValueError):
     """A bad configuration value; the message names the value and the valid ones."""
+
+
+class JobInterrupted(BaseException):
+    """SIGTERM or SIGINT reached the batch job. A BaseException (like KeyboardInterrupt) so that no per-file
+    ``except Exception`` turns a stop request into an error row; the job stops its workers, rewrites the CSVs from
+    the journal and exits with 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = int(signum)
+        self.signame = signal.Signals(self.signum).name
+        super().__init__(f"stopped by {self.signame}")

@@ -125,14 +125,11 @@ def _open(path: Path):
 def _video_stream(container):
     from av.stream import Disposition
 
-    for stream in container.streams.video:
-        # Cover art in mp3/m4a is a one-picture "video" stream; it is not video.
-        if stream.disposition & Disposition.attached_pic:
-            continue
-        if stream.codec_context is None:
-            continue
-        return stream
-    return None
+    # Cover art in mp3/m4a is a one-picture "video" stream; it is not video.
+    found = [s for s in container.streams.video
+             if not s.disposition & Disposition.attached_pic and s.codec_context is not None]
+    # Several video streams (another angle, a preview): the one flagged default, as players show; else the first.
+    return next((s for s in found if s.disposition & Disposition.default), found[0] if found else None)
 
 
 def _audio_stream(container):

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from omni_mer.core.answer import rationale_text
 from omni_mer.core.config import MODALITIES
 from omni_mer.core.labels import LABEL_NAMES, LABELS
+from omni_mer.report.files import INDEX_HTML, atomic_write_text, spreadsheet_text, supplement_dirname
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,9 @@ def _normalise(entry: dict) -> dict:
 
 
 def _folder(entry: dict, supplements_dir: Path) -> tuple[str, Path] | None:
-    """The entry's folder name (``dir`` when given, else the id) if it is a plain child of supplements_dir."""
-    name = str(entry.get("dir") or entry.get("id") or "")
+    """The entry's folder name (``dir`` when given, else supplement_dirname(id)) if it is a plain child of
+    supplements_dir."""
+    name = str(entry.get("dir") or (supplement_dirname(str(entry["id"])) if entry.get("id") is not None else ""))
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         return None
     return name, supplements_dir / name
@@ -132,12 +134,12 @@ def _card(entry: dict, supplements_dir: Path) -> str:
     label = str(entry.get("label", ""))
     found = _folder(entry, supplements_dir)
     dname, folder = found if found else ("", None)
-    parts = [f'<div class="card" id="{_e("clip-" + cid)}"><div class="head"><span class="id">{_e(cid)}</span>'
+    parts = [f'<div class="card" id="{_e("clip-" + cid)}"><div class="head"><span class="id">{_e(spreadsheet_text(cid))}</span>'
              f'{_badge(label)} {_names(label)}']
     p = float(entry.get("probs", {}).get(label, 0.0))
     parts.append(f'<span class="meta">p = {p:.3f}</span>')
     if entry.get("file") and entry.get("file") != cid:
-        parts.append(f'<span class="file">{_e(entry["file"])}</span>')
+        parts.append(f'<span class="file">{_e(spreadsheet_text(entry["file"]))}</span>')
     parts.append("</div>")
     parts.append('<div class="cols"><div class="left"><h3>Label probabilities</h3>')
     parts.append(_prob_rows(entry.get("probs", {}), label))
@@ -199,7 +201,8 @@ def write_index_html(supplements_dir: Path, entries: list[dict], title: str = "o
         out.append('<h3>Errors</h3><table class="err"><tr><th>ID</th><th>file</th><th>label written</th>'
                    "<th>error</th></tr>")
         for e in errors:
-            out.append(f"<tr><td>{_e(e.get('id'))}</td><td>{_e(e.get('file', ''))}</td>"
+            # IDs and file names as a spreadsheet shows them: a table pasted into one must not run formulas
+            out.append(f"<tr><td>{_e(spreadsheet_text(e.get('id')))}</td><td>{_e(spreadsheet_text(e.get('file', '')))}</td>"
                        f"<td>{_e(e.get('label', ''))}</td><td>{_e(e.get('error'))}</td></tr>")
         out.append("</table><br>")
     for e in ok:
@@ -210,6 +213,6 @@ def write_index_html(supplements_dir: Path, entries: list[dict], title: str = "o
             out.append(f'<div class="card"><span class="id">{_e(e.get("id"))}</span> '
                        f'<span class="bad">cannot render: {_e(exc)}</span></div>')
     out.append("</body></html>")
-    path = supplements_dir / "index.html"
-    path.write_text("\n".join(out), encoding="utf-8", errors="backslashreplace")
+    path = supplements_dir / INDEX_HTML
+    atomic_write_text(path, "\n".join(out))  # a full disk leaves the previous page, not half of a new one
     return path
