@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tiny-model": ("omni_mer.omni.tiny", "write a tiny random Qwen2.5-Omni thinker + offline processor"),
     "tiny-llm": ("omni_mer.llm.model", "write a tiny random Qwen2 causal LM (for --backend llm smoke runs)"),
     "train-llm": ("omni_mer.train.llm", "TRL SFT / GRPO of the text-only Qwen2.5 on transcripts (docs/llm.md)"),
+    "eval-llm": ("omni_mer.train.llm_eval", "the llm scorer on fixed held-out test subsets (docs/llm.md)"),
     "demo": ("omni_mer.demo", "Gradio chat demo"),
 }
 

@@ -26,14 +26,13 @@ from omni_mer.prompts import label_list, load_prompt
 CUE_MODALITIES = ("audio", "visual")  # the modalities whose cues are listed (text is the transcript itself)
 MAX_CUES = {"audio": 4, "visual": 4}
 _NAMES = {
-    "en": {"audio": "voice", "visual": "face", "text": "the transcript of what was said",
-           "audio_info": "voice cues measured from the audio track", "visual_info": "facial-expression cues "
-           "measured from the video frames", "none": "nothing but this instruction (give your best guess)",
+    "en": {"audio": "voice", "visual": "face", "text": "the transcript",
+           "audio_info": "voice cues", "visual_info": "face cues", "none": "nothing but this instruction (give your best guess)",
            "sep": "; ", "unit": "s", "transcript": 'Transcript: "{t}"', "no_transcript": "No transcript is given.",
            "cues_head": {"audio": "Voice cues:", "visual": "Face cues:"},
            "absent": {"audio": "Voice: no usable voice was found{r}.", "visual": "Face: no face was visible{r}."}},
-    "zh": {"audio": "语音", "visual": "面部", "text": "说话内容的转写文本", "audio_info": "从音频测得的语音线索",
-           "visual_info": "从视频画面测得的面部表情线索", "none": "除本指令外没有任何信息（请给出最可能的判断）",
+    "zh": {"audio": "语音", "visual": "面部", "text": "转写文本", "audio_info": "语音线索",
+           "visual_info": "面部线索", "none": "除本指令外没有任何信息（请给出最可能的判断）",
            "sep": "；", "unit": "秒", "transcript": "转写文本：“{t}”", "no_transcript": "没有提供转写文本。",
            "cues_head": {"audio": "语音线索：", "visual": "面部线索："},
            "absent": {"audio": "语音：没有可用的语音{r}。", "visual": "面部：未检测到人脸{r}。"}},
@@ -132,7 +131,6 @@ def llm_user_text(evidence: Evidence | None, keep: frozenset[str], language: str
         cues="\n".join(lines),
         labels=label_list(lang),
         example_tag=example,
-        example_label=LABELS[len(LABELS) // 2],
     ).rstrip()
 
 
@@ -154,11 +152,14 @@ def _first_clause(transcript: str, lang: str) -> str:
     return " ".join(clause.split()[:8])
 
 
-def grounded_target(evidence: Evidence, keep: frozenset[str], label: str, language: str | None = None) -> str:
+def grounded_target(evidence: Evidence, keep: frozenset[str], label: str, language: str | None = None,
+                    cue_tags: bool = True) -> str:
     """The SFT target: a short rationale citing only what the prompt shows, ending in the GOLD ``label``.
 
     It quotes a verbatim span of the shown transcript, cites the shown voice/face cues by their tags (strongest
-    first, two each), says so when a kept modality is absent, and names the label.
+    first, two each), says so when a kept modality is absent, and names the label. ``cue_tags=False`` is for a
+    prompt that lists no cues (the omni model hears and sees the clip itself): a present modality is then described
+    by the lean of its evidence, without citing anything the prompt did not show.
     """
     lang = _lang(language or evidence.language)
     w = _NAMES[lang]
@@ -176,6 +177,12 @@ def grounded_target(evidence: Evidence, keep: frozenset[str], label: str, langua
             continue
         if not evidence.modality(m).present:
             parts.append(f"No {w[m]} cues." if lang == "en" else f"没有{w[m]}线索。")
+            continue
+        if not cue_tags:
+            mv = evidence.modality(m).valence
+            ml = ("positive" if mv >= 0.15 else "negative" if mv <= -0.15 else "neutral") if lang == "en" else (
+                "积极" if mv >= 0.15 else "消极" if mv <= -0.15 else "中性")
+            parts.append(f"The {w[m]} leans {ml}." if lang == "en" else f"{w[m]}倾向{ml}。")
             continue
         tags = [cue_tag(c, lang) for c in cues if c.modality == m][:2]
         if tags:
