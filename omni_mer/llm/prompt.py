@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from omni_mer.config import LANGUAGES
 from omni_mer.evidence.types import Cue, Evidence
-from omni_mer.labels import LABEL_NAMES, LABEL_VALENCE, LABELS, format_answer
+from omni_mer.labels import LABEL_NAMES, LABEL_VALENCE, format_answer
 from omni_mer.prompts import label_list, load_prompt
 
 CUE_MODALITIES = ("audio", "visual")  # the modalities whose cues are listed (text is the transcript itself)
