@@ -26,22 +26,9 @@ from omni_mer.clip import Clip
 from omni_mer.evidence.types import Evidence
 from omni_mer.labels import LABELS, parse_answer
 from omni_mer.llm.prompt import llm_messages
-from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep
+from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep, label_tails, tail_logprobs
 
 log = logging.getLogger(__name__)
-
-
-def label_tails(tokenizer, think: str = "") -> tuple[list[int], list[list[int]]]:
-    """(shared prefix ids, per-label remainder ids) of ``<think>{think}</think><answer>LABEL``."""
-    seqs = [tokenizer(f"<think>{think}</think><answer>{label}", add_special_tokens=False)["input_ids"]
-            for label in LABELS]
-    n = 0
-    while all(len(s) > n for s in seqs) and len({s[n] for s in seqs}) == 1:
-        n += 1
-    rests = [s[n:] for s in seqs]
-    if any(not r for r in rests):
-        raise ValueError("a label's tokens are a prefix of another label's; cannot score labels")
-    return seqs[0][:n], rests
 
 
 def _probe_evidence(language: str) -> Evidence:
@@ -136,25 +123,7 @@ class LLMScorer(Scorer):
         with torch.inference_mode():
             x = torch.tensor([ids[start:]], device=self.device)
             out = base.model(input_ids=x, past_key_values=past, use_cache=True)
-            first = torch.log_softmax(base.lm_head(out.last_hidden_state[:, -1]).float(), dim=-1)[0]
-            scores = [float(first[r[0]]) for r in rests]
-            longest = max(len(r) for r in rests)
-            if longest > 1:
-                cache = out.past_key_values
-                n = len(rests)
-                cache.batch_repeat_interleave(n)
-                k = longest - 1
-                cont = torch.full((n, k), int(self.tokenizer.pad_token_id), dtype=torch.long)
-                for i, r in enumerate(rests):
-                    if len(r) > 1:
-                        cont[i, : len(r) - 1] = torch.tensor(r[:-1])
-                mask = torch.ones((n, len(ids) + k), dtype=torch.long, device=self.device)
-                out2 = base.model(input_ids=cont.to(self.device), attention_mask=mask, past_key_values=cache,
-                                  use_cache=False)
-                logp = torch.log_softmax(base.lm_head(out2.last_hidden_state).float(), dim=-1)
-                for i, r in enumerate(rests):
-                    for j in range(1, len(r)):
-                        scores[i] += float(logp[i, j - 1, r[j]])
+            scores = tail_logprobs(base.model, base.lm_head, out, rests, self.tokenizer.pad_token_id, len(ids))
         self.timings = {"forward_s": time.perf_counter() - t0, "prompt_tokens": float(len(ids)),
                         "cached_tokens": float(start)}
         return np.asarray(scores, dtype=np.float64)

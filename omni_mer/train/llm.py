@@ -177,6 +177,9 @@ def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
                               train_dataset=to_dataset(grpo_records(rows)), processing_class=tokenizer,
                               peft_config=peft_config)
     log.info("%s: %d rows (%s), output %s", script.stage, len(rows), ", ".join(script.train_datasets), out)
+    plugin = trainer.accelerator.state.deepspeed_plugin
+    log.info("accelerate: %s on %d process(es)%s", trainer.accelerator.distributed_type,
+             trainer.accelerator.num_processes, f", DeepSpeed ZeRO stage {plugin.zero_stage}" if plugin else "")
     result = trainer.train(resume_from_checkpoint=train_cfg.resume_from_checkpoint)
     trainer.save_model(str(out))
     if trainer.accelerator.is_main_process:
