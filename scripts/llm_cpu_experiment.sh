@@ -21,13 +21,13 @@ run_step() {
   t0=$(date +%s)
   case "$name" in
     sft) [ -f "$RUN/sft/adapter_model.safetensors" ] && return
-         $OM train-llm --config recipes/qwen2.5-0.5b-cpu/sft.yaml --output-dir "$RUN/sft" ;;
+         $OM train-llm --config recipes/llm/qwen2.5-0.5b-cpu/sft.yaml --output-dir "$RUN/sft" ;;
     eval_zero_shot) [ -f "$RUN/eval_zero_shot.json" ] && return
          $OM eval-llm "${EVAL[@]}" --text-head --out "$RUN/eval_zero_shot.json" ;;
     eval_sft) [ -f "$RUN/eval_sft.json" ] && return
          $OM eval-llm "${EVAL[@]}" --adapter "$RUN/sft" --out "$RUN/eval_sft.json" ;;
     grpo) [ -f "$RUN/grpo/adapter_model.safetensors" ] && return
-         $OM train-llm --config recipes/qwen2.5-0.5b-cpu/grpo.yaml --init-adapter "$RUN/sft" --output-dir "$RUN/grpo" ;;
+         $OM train-llm --config recipes/llm/qwen2.5-0.5b-cpu/grpo.yaml --init-adapter "$RUN/sft" --output-dir "$RUN/grpo" ;;
     eval_grpo) [ -f "$RUN/eval_grpo.json" ] && return
          $OM eval-llm "${EVAL[@]}" --adapter "$RUN/grpo" --out "$RUN/eval_grpo.json" ;;
     plot) .venv/bin/python scripts/plot_llm_curves.py --sft "$RUN/sft" --grpo "$RUN/grpo" --out "$RUN/curves.png" ;;

@@ -29,8 +29,7 @@ def test_reward_functions_carry_registry_names_and_never_swallow_errors():
         fns[2]([good], label=["SPOS"])
 
 
-@pytest.mark.parametrize("recipe", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/*.yaml")
-                                          if p.parent.name.startswith(("qwen2.5-0.5b", "qwen2.5-1.5b", "tiny-llm"))))
+@pytest.mark.parametrize("recipe", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/llm/*/*.yaml")))
 def test_every_llm_recipe_parses_into_trl_configs(recipe):
     from trl import GRPOConfig, SFTConfig
 
@@ -79,13 +78,13 @@ def test_tiny_qwen2_sft_then_grpo_with_trl(tmp_path):
     common = ["--model-name-or-path", str(tiny), "--data-dir", str(TEXT_DATA), "--max-steps", "1",
               "--train-per-dataset", "2"]
     sft = tmp_path / "sft"
-    m = train(*parse(["--config", str(ROOT / "recipes/tiny-llm/sft.yaml"), *common, "--output-dir", str(sft)]))
+    m = train(*parse(["--config", str(ROOT / "recipes/llm/tiny/sft.yaml"), *common, "--output-dir", str(sft)]))
     assert m["train_loss"] > 0 and _lora_b_norm(sft) > 0  # LoRA B starts at zero: the step moved it
     history = json.loads((sft / "log_history.json").read_text())
     assert any("loss" in h for h in history)
 
     grpo = tmp_path / "grpo"
-    train(*parse(["--config", str(ROOT / "recipes/tiny-llm/grpo.yaml"), *common, "--output-dir", str(grpo),
+    train(*parse(["--config", str(ROOT / "recipes/llm/tiny/grpo.yaml"), *common, "--output-dir", str(grpo),
                   "--init-adapter", str(sft), "--max-completion-length", "8"]))
     history = json.loads((grpo / "log_history.json").read_text())
     logged = {k for h in history for k in h}
@@ -117,12 +116,12 @@ def test_real_qwen25_05b_lora_moves_in_a_few_steps(tmp_path):
         pytest.skip("the real weights are not set up (bash scripts/setup.sh --llm)")
     sft = tmp_path / "sft"
     common = ["--data-dir", str(TEXT_DATA), "--train-per-dataset", "4", "--per-device-train-batch-size", "2"]
-    train(*parse(["--config", str(ROOT / "recipes/qwen2.5-0.5b-cpu/sft.yaml"), *common, "--max-steps", "3",
+    train(*parse(["--config", str(ROOT / "recipes/llm/qwen2.5-0.5b-cpu/sft.yaml"), *common, "--max-steps", "3",
                   "--output-dir", str(sft), "--learning-rate", "1e-3", "--warmup-steps", "0"]))
     losses = [h["loss"] for h in json.loads((sft / "log_history.json").read_text()) if "loss" in h]
     assert _lora_b_norm(sft) > 0 and len(losses) == 3 and losses[-1] < losses[0]
     grpo = tmp_path / "grpo"
-    train(*parse(["--config", str(ROOT / "recipes/qwen2.5-0.5b-cpu/grpo.yaml"), *common, "--max-steps", "1",
+    train(*parse(["--config", str(ROOT / "recipes/llm/qwen2.5-0.5b-cpu/grpo.yaml"), *common, "--max-steps", "1",
                   "--per-device-train-batch-size", "4", "--max-completion-length", "16", "--init-adapter", str(sft),
                   "--output-dir", str(grpo)]))
     history = json.loads((grpo / "log_history.json").read_text())

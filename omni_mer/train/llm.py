@@ -10,8 +10,8 @@ top, so TRL's reference model (the same weights with the adapter disabled) is th
 the distance from it. The GRPO folder records the merged adapter in ``omni_mer_base_adapter.json``;
 omni_mer.llm.model.load_llm applies it before the GRPO adapter.
 
-    omni-mer train-llm --config recipes/qwen2.5-0.5b-cpu/sft.yaml
-    omni-mer train-llm --config recipes/qwen2.5-0.5b-cpu/grpo.yaml --init-adapter runs/llm05/sft
+    omni-mer train-llm --config recipes/llm/qwen2.5-0.5b-cpu/sft.yaml
+    omni-mer train-llm --config recipes/llm/qwen2.5-0.5b-cpu/grpo.yaml --init-adapter runs/llm05/sft
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def build_parser(stage: str, prog: str = "omni-mer train-llm"):
         raise ConfigError(f"stage={stage!r} is not valid; valid values: {', '.join(STAGES)}")
     parser = TrlParser((LLMTrainArgs, SFTConfig if stage == "sft" else GRPOConfig, ModelConfig), prog=prog,
                        description="LoRA SFT / GRPO (TRL) of the text-only Qwen2.5 on real transcripts",
-                       epilog="Example: omni-mer train-llm --config recipes/qwen2.5-0.5b-cpu/sft.yaml (docs/llm.md)")
+                       epilog="Example: omni-mer train-llm --config recipes/llm/qwen2.5-0.5b-cpu/sft.yaml (docs/llm.md)")
     parser.add_argument("--config", metavar="RECIPE.yaml", default=argparse.SUPPRESS,
                         help="recipe YAML whose keys set the defaults; flags given here override it")
     for action in parser._actions:
