@@ -126,3 +126,25 @@ def test_real_qwen25_05b_lora_moves_in_a_few_steps(tmp_path):
                   "--output-dir", str(grpo)]))
     history = json.loads((grpo / "log_history.json").read_text())
     assert any("reward" in h for h in history) and _lora_b_norm(grpo) > 0
+
+
+@needs_text
+def test_eval_llm_on_fixed_test_subsets(tmp_path):
+    """eval-llm: the same fixed test rows every time, Acc-5/UAR/confusion, format/parse rates and rewards."""
+    from omni_mer.cli import main as cli_main
+    from omni_mer.llm.model import build_tiny_llm
+
+    tiny = build_tiny_llm(tmp_path / "tiny")
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"eval{i}.json"
+        assert cli_main(["eval-llm", "--model", str(tiny), "--data-dir", str(TEXT_DATA), "--datasets", "mosei",
+                         "sims2", "--per-dataset", "3", "--gen-per-dataset", "1", "--max-new-tokens", "4",
+                         "--out", str(out)]) == 0
+        outs.append(json.loads(out.read_text()))
+    assert outs[0]["ids"] == outs[1]["ids"] and len(outs[0]["ids"]["mosei"]) == 3
+    all_ = outs[0]["datasets"]["all"]
+    assert all_["n"] == 6 and all_["n_generated"] == 2 and 0 <= all_["acc5"] <= 1 and "confusion" in all_
+    assert set(outs[0]["per_reward_mean"]) == {"format", "accuracy_ordinal", "grounding", "language"}
+    with pytest.raises(SystemExit):
+        cli_main(["eval-llm", "--per-dataset", "2", "--gen-per-dataset", "5"])

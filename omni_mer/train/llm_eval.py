@@ -53,7 +53,7 @@ def _metrics(gold: list[str], pred: list[str]) -> dict:
     from omni_mer.metrics import classification_metrics
 
     m = classification_metrics(gold, pred)
-    return {k: m[k] for k in ("acc5", "uar", "macro_f1", "acc2", "mae", "n")}
+    return {k: m[k] for k in ("acc5", "uar", "macro_f1", "acc2", "mae", "n", "confusion")}
 
 
 def evaluate(cfg: LLMEvalConfig) -> dict:
