@@ -1,6 +1,6 @@
 """One video through the whole path: decode -> evidence -> score -> explain -> write.
 
-Used in-process by the batch job's workers (omni_mer.predict), the demo and the benchmark. Models are loaded once
+Used in-process by the batch job's workers (omni_mer.batch.predict), the demo and the benchmark. Models are loaded once
 per Pipeline, never per clip.
 """
 
@@ -12,10 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from omni_mer.clip import Clip
-from omni_mer.config import MediaConfig
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MediaConfig
 from omni_mer.evidence.extract import EvidenceExtractor
 from omni_mer.evidence.types import Evidence
 from omni_mer.scorers.base import Scorer
@@ -89,7 +87,7 @@ class Pipeline:
         self.extractor.warm_up()
 
     def analyze(self, path: Path, clip_id: str | None = None, language: str | None = None) -> Analysis:
-        """Run decode -> evidence -> score -> explain on one file. Raises typed errors (omni_mer.errors)."""
+        """Run decode -> evidence -> score -> explain on one file. Raises typed errors (omni_mer.core.errors)."""
         from omni_mer.media import decode
 
         path = Path(path)
@@ -125,33 +123,3 @@ class Pipeline:
         return Analysis(id=clip.id, path=Path(clip.path), clip=clip, evidence=evidence, explanation=explanation,
                         timings=timings)
 
-
-def thumbnail_indices(clip: Clip, n: int) -> np.ndarray:
-    """Indices of ``n`` frames spread evenly over the clip."""
-    if len(clip.frames) == 0:
-        return np.zeros(0, dtype=int)
-    return np.unique(np.linspace(0, len(clip.frames) - 1, num=min(n, len(clip.frames))).round().astype(int))
-
-
-def thumbnails(clip: Clip, n: int = 4, blur: bool = True, detector=None) -> list[np.ndarray]:
-    """A few evenly spaced frames, faces blurred unless ``blur`` is False.
-
-    Privacy first: a frame where the detector misses a face that it found in other frames of the clip is blurred
-    with the boxes of the nearest frame that has detections (a detector flicker must not leak a face).
-    """
-    idx = thumbnail_indices(clip, n)
-    frames = [clip.frames[i] for i in idx]
-    if not blur or not frames:
-        return frames
-    from omni_mer.evidence.face import blur_faces, detect_faces
-
-    detect = detector or detect_faces
-    boxes = [detect(f) for f in frames]
-    found = [k for k, b in enumerate(boxes) if b]
-    out = []
-    for k, frame in enumerate(frames):
-        use = boxes[k]
-        if not use and found:
-            use = boxes[min(found, key=lambda j: abs(j - k))]
-        out.append(blur_faces(frame, use) if use else frame)
-    return out

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from make_samples import speak  # noqa: E402
 
-from omni_mer.clip import Clip  # noqa: E402
+from omni_mer.core.clip import Clip  # noqa: E402
 from omni_mer.evidence.asr import Transcriber  # noqa: E402
 
 EN = [

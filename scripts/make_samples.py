@@ -18,8 +18,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from skimage import data, transform
 
-from omni_mer.labels import from_mosei, from_sims
-from omni_mer.synthetic import write_audio, write_video
+from omni_mer.core.labels import from_mosei, from_sims
+from omni_mer.media.write import write_audio, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "samples"

@@ -1,11 +1,12 @@
-"""Measure robustness and write docs/robustness.md.
+"""Measure input robustness (every bad file gets a row and a reason) and noise robustness (accuracy under
+perturbations), and write docs/robustness.md.
 
 1. Builds the whole bad-input suite (tests/bad_inputs.py, 10-minute video included unless --quick) in a temp folder.
 2. Runs the real batch job (``python test_script.py --backend lite``) once per input, each in its own folder, and
    records the outcome (label / errors.csv reason), the file's analysis time, the job's wall time (model loading
    included) and the job's peak RSS (parent and worker, from wait4).
 3. Runs the whole suite as one batch (the organizers' situation) and checks one row per input.
-4. Runs the perturbation evaluation (omni_mer.robustness) on samples/meta/manifest.jsonl (gold labels).
+4. Runs the perturbation evaluation (omni_mer.eval.noise) on samples/meta/manifest.jsonl (gold labels).
 5. Writes docs/robustness.md (and the raw numbers to docs/robustness.json).
 
     .venv/bin/python scripts/robustness.py [--quick] [--backend lite] [--perturb all] [--out docs/robustness.md]
@@ -28,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from omni_mer.perturb import PERTURBATIONS  # noqa: E402
-from omni_mer.robustness import format_markdown, perturb_report  # noqa: E402
+from omni_mer.eval.perturb import PERTURBATIONS  # noqa: E402
+from omni_mer.eval.noise import format_markdown, perturb_report  # noqa: E402
 from tests.bad_inputs import CASES, build_suite  # noqa: E402
 
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             md += [f"All {batch['inputs']} inputs in one folder, one batch: exit code {batch['rc']}, "
                    f"{batch['rows']} rows ({batch['unique_rows']} unique), {batch['errors']} in errors.csv, "
                    f"{batch['wall_s']} s, peak RSS {batch['peak_rss_mb']} MB.", ""]
-        md += ["The same inputs are test cases in `tests/test_robustness.py` (the 10-minute video is marked "
+        md += ["The same inputs are test cases in `tests/test_bad_inputs.py` (the 10-minute video is marked "
                "`slow`; a 60 s video stands in for it in the default run), together with: the per-file time limit "
                "(a worker stuck past `--timeout` is killed, the file gets a `timeout` row and a fresh worker takes "
                "the next file) and a check that nothing is written outside `--output`/`--supplements` whatever "

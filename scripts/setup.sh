@@ -36,7 +36,7 @@ setup_llm() {
 
 need=()
 # The main job draws Chinese cues and rationales in explanation.png: it needs a CJK font (found at run time even
-# when matplotlib's font cache predates it; omni_mer.explain.plots.cjk_font).
+# when matplotlib's font cache predates it; omni_mer.report.plots.cjk_font).
 fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-noto-cjk)
 if [ "$WANT_TEST" = 1 ]; then
   # Used only by tests: headless Chromium (report/demo screenshots).

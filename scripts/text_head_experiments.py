@@ -17,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 
-from omni_mer.labels import LABEL_INDEX, LABELS
-from omni_mer.metrics import classification_metrics
+from omni_mer.core.labels import LABEL_INDEX, LABELS
+from omni_mer.eval.metrics import classification_metrics
 from omni_mer.texthead.corpus import load_corpus, select
 from omni_mer.texthead.encoder import E5Encoder, EmbeddingCache
 from omni_mer.texthead.evaluate import predict_labels

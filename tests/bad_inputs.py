@@ -1,6 +1,6 @@
-"""The bad-input suite: every awkward file the organizers might drop into Test_Data, built from omni_mer.synthetic.
+"""The bad-input suite: every awkward file the organizers might drop into Test_Data, built from tests.media_makers.
 
-Shared by tests/test_robustness.py and scripts/robustness.py (which times each one and writes docs/robustness.md).
+Shared by tests/test_bad_inputs.py and scripts/robustness.py (which times each one and writes docs/robustness.md).
 
     CASES: list[BadInput]                      every case, in a stable order
     build_suite(input_dir, outside_dir, include_slow=False, names=None) -> dict[name, BadInput]
@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from omni_mer import synthetic as syn
+from tests import media_makers as syn
 
 SR = 16_000
 

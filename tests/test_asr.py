@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer.clip import Clip
-from omni_mer.config import SAMPLE_RATE, MediaConfig
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import SAMPLE_RATE, MediaConfig
 from omni_mer.evidence import asr
 from omni_mer.evidence.asr import Transcriber, Transcript, to_simplified, whisper_model_dir
 

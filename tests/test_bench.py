@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer import bench
+from omni_mer.eval import bench
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "en_happy_review.mp4"
 

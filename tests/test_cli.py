@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from omni_mer import __version__, cli
-from omni_mer.labels import LABELS
+from omni_mer.core.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -121,7 +121,7 @@ def test_bench_writes_runs_by_default(tmp_path, capsys, monkeypatch):
     rc, _, err = run_cli(capsys, "bench", "--input", str(tmp_path / "missing"))
     assert rc == 2 and "missing" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
-    from omni_mer import bench
+    from omni_mer.eval import bench
 
     monkeypatch.setattr(bench, "bench", lambda *a, **k: {"fake": True})
     monkeypatch.setattr(bench, "to_markdown", lambda res, title: "# bench\n")
@@ -174,7 +174,7 @@ def test_train_one_step_on_the_tiny_model(tiny, tmp_path, capsys):
 
 
 def test_demo_builds_and_would_serve_locally(capsys, monkeypatch):
-    from omni_mer import demo
+    from omni_mer.demo import app as demo
 
     served = {}
     monkeypatch.setattr(demo, "_launch", lambda app, args: served.update(host=args.host, port=args.port))

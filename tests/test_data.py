@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from omni_mer import synthetic as syn
+from tests import media_makers as syn
 from omni_mer.data.generic import read_generic
 from omni_mer.data.manifest import ManifestRecord, build_manifest, main, read_manifest, write_manifest
 from omni_mer.data.mosei import read_mosei

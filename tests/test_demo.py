@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer import synthetic
-from omni_mer.chat import ChatContext, ModelAnswerer, answer, detect_intent, facts, make_answerer
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
-from omni_mer.demo import DemoApp, UploadError, _get_args, error_message, label_key, prob_bars
+from tests import media_makers as synthetic
+from omni_mer.demo.chat import ChatContext, ModelAnswerer, answer, detect_intent, facts, make_answerer
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES
+from omni_mer.core.i18n import MODALITY_NAMES
+from omni_mer.demo.app import DemoApp, UploadError, _get_args, error_message, label_key, prob_bars
 from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence, Segment
 from omni_mer.explain import explain
-from omni_mer.labels import LABEL_NAMES, LABELS
+from omni_mer.core.labels import LABEL_NAMES, LABELS
 from omni_mer.pipeline import Pipeline
 from omni_mer.scorers.lite import LiteScorer
 
@@ -124,7 +125,7 @@ def test_most_answer_ranks_by_shapley():
     sh = ctx.explanation["shapley"]
     top = max(sh, key=sh.get)
     a = answer("which modality mattered most?", ctx, "en")
-    name = {"text": "words", "audio": "voice", "visual": "face"}[top]
+    name = MODALITY_NAMES["en"][top]  # the one set of display names (omni_mer.core.i18n)
     assert a.startswith(f"The **{name}** mattered most")
     for m, v in sh.items():
         assert f"{v:+.3f}" in a

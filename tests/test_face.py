@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer.clip import Clip
+from omni_mer.core.clip import Clip
 from omni_mer.evidence.face import FaceAnalyzer, blur_faces, crop_face, detect_faces, _gray
 from omni_mer.evidence.fer_net import EXPRESSIONS, MiniXception, default_model_path
 
@@ -152,7 +152,7 @@ def test_analyzer_on_astronaut_clip(analyzer, astronaut):
 
 
 def test_tracks_a_moving_face(analyzer):
-    from omni_mer.synthetic import moving_face_frames
+    from tests.media_makers import moving_face_frames
 
     frames = moving_face_frames(8, (252, 448))
     boxes = analyzer.track(frames)

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from omni_mer.labels import LABELS, format_answer, from_mosei, from_sims, parse_answer
+from omni_mer.core.answer import format_answer, parse_answer
+from omni_mer.core.labels import LABELS, from_mosei, from_sims
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from omni_mer.clip import Clip
+from omni_mer.core.clip import Clip
 from omni_mer.evidence.types import Evidence, ModalityEvidence
-from omni_mer.labels import LABELS
+from omni_mer.core.labels import LABELS
 from omni_mer.scorers.calibrate import calibrate, fit_fusion
 from omni_mer.scorers.lite import Calibration, FusionParams, LiteScorer
 
@@ -103,3 +103,40 @@ def test_broken_calibration_file_is_a_clear_error(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not a valid lite calibration"):
         Calibration.load(path)
+
+
+def _arousal_evidence(text, audio_arousal, visual, language="en"):
+    ev = make_evidence(text, None, visual, language)
+    ev.audio = ModalityEvidence("audio", True, valence=0.3, confidence=0.3, arousal=audio_arousal,
+                                features={"arousal_confidence": 0.8})
+    return ev
+
+
+def test_audio_moves_intensity_not_polarity():
+    scorer = LiteScorer()
+    calm = scorer.score(CLIP, _arousal_evidence(None, -0.9, (-0.7, 0.8)), ALL)
+    aroused = scorer.score(CLIP, _arousal_evidence(None, 0.9, (-0.7, 0.8)), ALL)
+    neg, pos = [0, 1], [3, 4]
+    assert aroused[0] / aroused[1] > calm[0] / calm[1]  # SNEG gains on WNEG with arousal
+    assert calm[neg].sum() == pytest.approx(aroused[neg].sum(), abs=0.05)  # the polarity split barely moves
+    no_audio = scorer.score(CLIP, _arousal_evidence(None, 0.9, (-0.7, 0.8)), frozenset({"visual"}))
+    assert no_audio[pos].sum() == pytest.approx(aroused[pos].sum(), abs=0.05)  # prosody valence is not polarity
+
+
+def test_guard_pins_a_modality_that_does_not_help_held_out():
+    from omni_mer.scorers.calibrate import guard_weights
+
+    rng = np.random.default_rng(1)
+    evs, labels = [], []
+    for _ in range(80):  # the face gives the polarity, the voice the strength; the words are noise
+        y = int(rng.integers(0, 5))
+        side = np.sign(y - 2)
+        strength = 1.0 if y in (0, 4) else -1.0
+        evs.append(_arousal_evidence((rng.uniform(-1, 1), 0.9), strength * 0.8 + rng.normal(0, 0.1),
+                                     (0.6 * side + rng.normal(0, 0.05), 0.9)))
+        labels.append(LABELS[y])
+    params, report = guard_weights(evs, labels)
+    assert report["without_text"]["dropped"] and params.weights["text"] == 0.0
+    assert not report["without_visual"]["dropped"] and params.weights["visual"] > 0
+    assert not report["without_intensity"]["dropped"] and params.intensity > 0
+    assert report["with"]["uar"] >= report["without_intensity"]["uar"]

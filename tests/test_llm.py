@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer.clip import Clip
-from omni_mer.errors import ModelNotFoundError
+from omni_mer.core.clip import Clip
+from omni_mer.core.errors import ModelNotFoundError
 from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence
-from omni_mer.labels import LABELS
+from omni_mer.core.labels import LABELS
 from omni_mer.llm import weights
 from omni_mer.llm.prompt import cue_citations, cue_tag, grounded_target, llm_user_text, shown_cues
 from omni_mer.train.rewards import format_reward, grounding_reward
@@ -172,7 +172,7 @@ def test_pipeline_with_the_llm_backend_explains_unchanged(tiny_llm):
 
 
 def test_llm_backend_is_a_choice_of_predict_and_demo():
-    from omni_mer.predict import build_parser
+    from omni_mer.batch.predict import build_parser
 
     assert "llm" in next(a for a in build_parser()._actions if "--backend" in a.option_strings).choices
     from omni_mer.pipeline import BACKENDS

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from omni_mer.errors import ConfigError
+from omni_mer.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_DATA = ROOT.parent / "shared" / "data" / "text"
@@ -106,7 +106,7 @@ def test_tiny_qwen2_sft_then_grpo_with_trl(tmp_path):
 def test_real_qwen25_05b_lora_moves_in_a_few_steps(tmp_path):
     """The real Qwen2.5-Coder-0.5B (setup.sh --llm): 3 SFT steps change the LoRA weights and lower the loss;
     one GRPO step logs a reward. ~10-20 min on 2 busy cores."""
-    from omni_mer.errors import ModelNotFoundError
+    from omni_mer.core.errors import ModelNotFoundError
     from omni_mer.llm.weights import llm_model_dir
     from omni_mer.train.llm import parse, train
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer import synthetic as syn
-from omni_mer.config import SAMPLE_RATE, MediaConfig
-from omni_mer.errors import (
+from tests import media_makers as syn
+from omni_mer.core.config import SAMPLE_RATE, MediaConfig
+from omni_mer.core.errors import (
     CorruptMediaError,
     DecodeTimeoutError,
     EmptyFileError,
@@ -284,7 +284,7 @@ def test_probe(videos):
 
 def test_seeking_matches_sequential_decode(media_dir, monkeypatch):
     """Long gaps between targets are crossed by seeking; the frames must equal a full sequential decode."""
-    import omni_mer.media as media_mod
+    import omni_mer.media.decoder as media_mod
 
     n = 400  # 40 s at 10 fps, tiny frames
     path = syn.write_video(media_dir / "long.mp4", syn.color_frames(n, (32, 32)), FPS)
@@ -435,7 +435,7 @@ def test_fast_video_decode_skips_work_not_content(bframe_video):
 def test_fast_video_decode_decodes_fewer_frames(bframe_video):
     import av
 
-    from omni_mer import media
+    from omni_mer.media import decoder as media
 
     def count(fast: bool) -> int:
         with av.open(str(bframe_video)) as c:

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from omni_mer import evaluate
+from omni_mer.eval import evaluate
 from omni_mer.data.manifest import ManifestRecord, write_manifest
-from omni_mer.metrics import (
+from omni_mer.eval.metrics import (
     classification_metrics,
     confusion_matrix,
     cross_lingual_markdown,

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from omni_mer.labels import LABELS
-from omni_mer.outputs import Journal, write_results
-from omni_mer.predict import PredictConfig, list_inputs, run
+from omni_mer.core.labels import LABELS
+from omni_mer.batch.journal import Journal
+from omni_mer.report.files import write_results
+from omni_mer.batch.predict import PredictConfig, list_inputs, run
 from tests.bad_inputs import _video
 
 pytestmark = pytest.mark.timeout(300)
@@ -89,7 +90,7 @@ def test_journal_skips_and_reports_every_bad_line(tmp_path, caplog):
         json.dumps({"id": "zh", "label": "NEUT", "transcript": "今天很好"}, ensure_ascii=False).encode()[:-5],
     ]
     p.write_bytes(b"\n".join(lines))  # the last line is cut inside a Chinese character
-    with caplog.at_level(logging.WARNING, logger="omni_mer.outputs"):
+    with caplog.at_level(logging.WARNING, logger="omni_mer.batch.journal"):
         done = Journal(p).load()
     assert list(done) == ["ok"]
     warned = [r.getMessage() for r in caplog.records]
@@ -103,7 +104,7 @@ def test_journal_skips_and_reports_every_bad_line(tmp_path, caplog):
 def test_journal_path_that_is_a_directory(tmp_path, caplog):
     p = tmp_path / "rank0.jsonl"
     p.mkdir()
-    with caplog.at_level(logging.WARNING, logger="omni_mer.outputs"):
+    with caplog.at_level(logging.WARNING, logger="omni_mer.batch.journal"):
         assert Journal(p).load() == {}
     assert any(str(p) in r.getMessage() for r in caplog.records)
     j = Journal(p)

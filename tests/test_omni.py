@@ -12,15 +12,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from omni_mer.clip import Clip  # noqa: E402
-from omni_mer.config import MODALITIES, MediaConfig  # noqa: E402
-from omni_mer.errors import ConfigError, ModelNotFoundError  # noqa: E402
+from omni_mer.core.clip import Clip  # noqa: E402
+from omni_mer.core.config import MODALITIES, MediaConfig  # noqa: E402
+from omni_mer.core.errors import ConfigError, ModelNotFoundError  # noqa: E402
 from omni_mer.evidence.types import Evidence, ModalityEvidence  # noqa: E402
-from omni_mer.labels import LABELS, parse_answer  # noqa: E402
+from omni_mer.core.answer import parse_answer  # noqa: E402
+from omni_mer.core.labels import LABELS  # noqa: E402
 from omni_mer.omni.inputs import build_inputs, suppress_token_ids  # noqa: E402
 from omni_mer.omni.model import load_thinker  # noqa: E402
 from omni_mer.omni.tiny import build_tiny_model  # noqa: E402
-from omni_mer.prompts import build_messages  # noqa: E402
+from omni_mer.omni.prompts import build_messages  # noqa: E402
 from omni_mer.scorers.omni import OmniScorer  # noqa: E402
 
 ALL = frozenset(MODALITIES)

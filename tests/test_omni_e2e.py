@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from omni_mer.labels import LABELS, parse_answer
+from omni_mer.core.answer import parse_answer
+from omni_mer.core.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,15 +1,15 @@
-"""omni_mer.perturb: each MER-NOISE perturbation does what its name says, deterministically."""
+"""omni_mer.eval.perturb: each MER-NOISE perturbation does what its name says, deterministically."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from omni_mer import perturb
-from omni_mer import synthetic as syn
-from omni_mer.clip import Clip
-from omni_mer.config import SAMPLE_RATE
-from omni_mer.errors import ConfigError
+from omni_mer.eval import perturb
+from tests import media_makers as syn
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import SAMPLE_RATE
+from omni_mer.core.errors import ConfigError
 from omni_mer.evidence.types import Evidence, ModalityEvidence, Segment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,7 @@ def test_evaluate_cli_perturb_section(tmp_path):
     pytest.importorskip("omni_mer.evidence.prosody")
     import json
 
-    from omni_mer.evaluate import main
+    from omni_mer.eval.evaluate import main
 
     line = next(l for l in (ROOT / "samples" / "meta" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
                 if '"zh_good_news"' in l)

@@ -64,13 +64,16 @@ socket.getaddrinfo = _no_dns
 SUBSET = ("en_happy_review.mp4", "zh_good_news.mp4")
 
 
-def _offline_job(d: Path, input_dir: Path) -> dict:
-    """Run test_script.py with every network connection (and DNS lookup) blocked in all its processes."""
+def _offline_job(d: Path, input_dir: Path, extra_env: dict | None = None, unset: tuple[str, ...] = ()) -> dict:
+    """Run test_script.py with every network connection (and DNS lookup) blocked in all its processes
+    (``extra_env`` added to the environment, the variables in ``unset`` removed from it)."""
     (d / "site").mkdir(parents=True, exist_ok=True)
     (d / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
     net_log = d / "net.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(d / "site"), str(ROOT)]), NET_LOG=str(net_log),
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg", **(extra_env or {}))
+    for var in unset:
+        env.pop(var, None)
     # The blocker itself must work, or the test below proves nothing.
     probe = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('1.1.1.1', 80), 2)"],
                            env=env, capture_output=True, text=True)
@@ -120,6 +123,26 @@ def test_main_job_on_all_samples_with_sockets_blocked(tmp_path):
     assert not run["net_log"].exists() or run["net_log"].read_text() == ""
 
 
+def test_nothing_written_outside_outputs_in_a_fresh_home(tmp_path):
+    """In a fresh HOME and TMPDIR, the job writes only its output folders and the documented cache
+    (~/.cache/omni-mer: Whisper weights, matplotlib's font list, jieba's dictionary cache): no onnxruntime telemetry
+    (~/.cache/Microsoft/DeveloperTools), no ~/.config, nothing left in the temp dir."""
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / SUBSET[0]).write_bytes((SAMPLES / SUBSET[0]).read_bytes())
+    run = _offline_job(tmp_path, tmp_path / "in", {"HOME": str(home), "TMPDIR": str(tmp)},
+                       unset=("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "MPLCONFIGDIR", "OMNI_MER_CACHE"))
+    _check_offline_job(run, [Path(SUBSET[0]).stem])
+    outside = sorted(str(p.relative_to(home)) for p in home.rglob("*")
+                     if p.is_file() and not p.relative_to(home).parts[:2] == (".cache", "omni-mer"))
+    assert outside == [], outside
+    assert sorted(p.name for p in home.iterdir()) == [".cache"]
+    assert sorted(p.name for p in (home / ".cache").iterdir()) == ["omni-mer"]
+    assert list(tmp.rglob("*")) == [], list(tmp.rglob("*"))
+
+
 def test_no_audio_saved_by_default(offline_run):
     d = offline_run["dir"]
     saved = [p for p in (d / "sup").rglob("*") if p.suffix.lower() in AUDIO_EXTS]
@@ -138,7 +161,7 @@ def _face_sharpness(frame_path: Path, clip_frames: np.ndarray, frame_times: np.n
     from PIL import Image
 
     from omni_mer.evidence.face import detect_faces
-    from omni_mer.perturb import _box_xyxy
+    from omni_mer.eval.perturb import _box_xyxy
 
     saved = np.asarray(Image.open(frame_path).convert("RGB"))
     t = float(frame_path.stem.split("_")[1].rstrip("s"))
@@ -169,7 +192,7 @@ def test_saved_frames_are_face_blurred_by_default(offline_run):
 def test_no_blur_and_save_audio_are_opt_in(tmp_path):
     """--no-blur keeps faces sharp and --save-audio writes audio.wav (in-process run on one sample)."""
     from omni_mer.media import decode
-    from omni_mer.predict import PredictConfig, run
+    from omni_mer.batch.predict import PredictConfig, run
 
     vid = SAMPLES / "en_happy_review.mp4"
     (tmp_path / "in").mkdir()
@@ -189,7 +212,7 @@ def test_no_blur_and_save_audio_are_opt_in(tmp_path):
 
 
 def test_demo_binds_to_localhost_by_default():
-    demo = pytest.importorskip("omni_mer.demo")
+    demo = pytest.importorskip("omni_mer.demo.app")
     assert demo.DEFAULT_HOST == "127.0.0.1"
     src = Path(demo.__file__).read_text(encoding="utf-8")
     assert "share=False" in src

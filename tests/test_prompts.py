@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from omni_mer.labels import LABEL_NAMES, LABELS
-from omni_mer.prompts import build_messages, label_list, load_prompt, user_text
+from omni_mer.core.labels import LABEL_NAMES, LABELS
+from omni_mer.omni.prompts import build_messages, label_list, load_prompt, user_text
 
 ALL = frozenset({"text", "audio", "visual"})
 

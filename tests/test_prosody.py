@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer.clip import Clip
+from omni_mer.core.clip import Clip
 from omni_mer.evidence.prosody import ProsodyAnalyzer, text_syllables, yin
 from omni_mer.evidence.types import Segment
 
@@ -156,3 +156,23 @@ def test_real_speech_sample(pa):
     assert ev.present and ev.features["speech_likeness"] > 0.5
     assert 2 < ev.features["rate_syll_s"] < 8 and 70 < ev.features["f0_median_hz"] < 300
     assert all(0 <= c.start < c.end <= clip.duration + 0.1 for c in ev.cues)
+
+
+def test_speech_rate_is_normalised_per_language(pa):
+    """Each language against its own reference: a typical Mandarin rate (chars/s) and a typical English rate
+    (syllables/s) are both z = 0, and one physical rate reads fast in English and slow in Mandarin."""
+    from omni_mer.core.i18n import LANGUAGES
+    from omni_mer.evidence.prosody import RATE_REFS, rate_z
+
+    assert set(RATE_REFS) == set(LANGUAGES)
+    assert rate_z(RATE_REFS["zh"][0], "zh") == 0 and rate_z(RATE_REFS["en"][0], "en") == 0
+    assert rate_z(5.0, "en") > 0.3 and rate_z(5.0, "zh") < 0
+    with pytest.raises(ValueError, match="'fr'.*'en', 'zh'"):
+        rate_z(4.0, "fr")
+    f0 = 150.0 * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * T))
+    clip = make_clip(voice(f0, np.ones_like(T)))
+    zh = pa.analyze(clip, [Segment(0.0, 4.0, "我" * round(4 * RATE_REFS["zh"][0]))], "zh")  # 20 chars in 4 s
+    en = pa.analyze(clip, [Segment(0.0, 4.0, "I love this " * 5)], "en")  # 15 syllables in 4 s
+    mu, sd = RATE_REFS["en"]
+    assert abs(zh.features["z_rate_syll_s"]) < 0.1 and abs(en.features["z_rate_syll_s"] - (3.75 - mu) / sd) < 0.01
+    assert zh.features["rate_ref_syll_s"] == RATE_REFS["zh"][0]

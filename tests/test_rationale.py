@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from omni_mer.config import MODALITIES
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence, Segment
 from omni_mer.explain.rationale import check_rationale, citations, conflicts, render_rationale
-from omni_mer.labels import LABELS, parse_answer
+from omni_mer.core.answer import parse_answer
+from omni_mer.core.labels import LABELS
 
 TEXTS = {
     "en": {"transcript": "Honestly the food was wonderful, but the service was painfully slow and rude.",

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence, Segment
-from omni_mer.explain import explain, plots
-from omni_mer.explain.plots import render_explanation_png
-from omni_mer.explain.report import write_index_html
-from omni_mer.labels import LABEL_VALENCE, LABELS
+from omni_mer.explain import explain
+from omni_mer.report import plots
+from omni_mer.report.plots import render_explanation_png
+from omni_mer.report.html import write_index_html
+from omni_mer.core.labels import LABEL_VALENCE, LABELS
 from omni_mer.scorers.base import Scorer
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -128,7 +129,7 @@ def test_cjk_font_found_despite_a_stale_matplotlib_cache(monkeypatch):
     ({"text": 0.0, "audio": 0.0, "visual": 0.0}, ["0.0", "0.0", "0.0"]),
 ])
 def test_shapley_bars_scale(shapley, widths):
-    from omni_mer.explain.report import _shapley_rows
+    from omni_mer.report.html import _shapley_rows
 
     html = _shapley_rows({"shapley": shapley, "players": list(MODALITIES)})
     assert re.findall(r"width:([0-9.]+)%", html) == widths

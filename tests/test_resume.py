@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from omni_mer.labels import LABELS
+from omni_mer.core.labels import LABELS
 from tests.bad_inputs import _video
 
 ROOT = Path(__file__).resolve().parents[1]

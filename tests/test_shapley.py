@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence, Segment
 from omni_mer.explain import explain
 from omni_mer.explain.faithfulness import deletion_test, faithfulness_report
 from omni_mer.explain.shapley import COALITIONS, coalition_key, modality_shapley, parse_coalition_key
-from omni_mer.labels import LABEL_VALENCE, LABELS, parse_answer
+from omni_mer.core.answer import parse_answer
+from omni_mer.core.labels import LABEL_VALENCE, LABELS
 from omni_mer.scorers.base import Scorer
 
 ALL = frozenset(MODALITIES)
@@ -221,7 +222,7 @@ def test_deletion_rate_and_report(tmp_path):
 def test_evaluate_section(tmp_path):
     import argparse
 
-    from omni_mer.evaluate import EvalContext
+    from omni_mer.eval.evaluate import EvalContext
     from omni_mer.explain.faithfulness import EVAL_SECTION
 
     for i, vals in enumerate([{"text": 0.9, "audio": -0.3, "visual": 0.2}, {"text": -0.5, "audio": 0.4, "visual": None}]):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from omni_mer.synthetic import moving_face_frames, write_empty, write_video
+from tests.media_makers import moving_face_frames, write_empty, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 

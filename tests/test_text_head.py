@@ -13,7 +13,7 @@ from omni_mer.cli import main as cli_main
 from omni_mer.data.manifest import build_manifest, read_manifest, text_table_roots
 from omni_mer.data.mer2023 import read_mer2023
 from omni_mer.data.mosei import read_mosei, read_sims
-from omni_mer.labels import LABELS, from_mer2023
+from omni_mer.core.labels import LABELS, from_mer2023
 from omni_mer.texthead.calibrate import fit_calibration, objective
 from omni_mer.texthead.corpus import load_corpus, select
 from omni_mer.texthead.cues import occlusion, split_units

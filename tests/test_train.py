@@ -17,10 +17,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 pytest.importorskip("trl")
 
-from omni_mer.clip import Clip  # noqa: E402
-from omni_mer.config import MODALITIES, MediaConfig  # noqa: E402
+from omni_mer.core.clip import Clip  # noqa: E402
+from omni_mer.core.config import MODALITIES, MediaConfig  # noqa: E402
 from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence  # noqa: E402
-from omni_mer.labels import parse_answer  # noqa: E402
+from omni_mer.core.answer import parse_answer  # noqa: E402
 from omni_mer.omni.inputs import build_inputs  # noqa: E402
 from omni_mer.omni.model import load_thinker  # noqa: E402
 from omni_mer.omni.tiny import build_tiny_model  # noqa: E402

@@ -15,9 +15,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from omni_mer.config import LANGUAGES
+from omni_mer.core.i18n import LANGUAGES
 from omni_mer.data.manifest import ManifestRecord, Problem, iter_csv, normalise_split
-from omni_mer.labels import from_mosei, from_sims, label_from_text
+from omni_mer.core.labels import from_mosei, from_sims, label_from_text
 
 _LANG_ALIASES = {"en": "en", "eng": "en", "english": "en", "zh": "zh", "cn": "zh", "zh-cn": "zh", "chinese": "zh",
                  "mandarin": "zh", "cmn": "zh"}

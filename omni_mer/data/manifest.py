@@ -24,8 +24,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from omni_mer.cli import emit
-from omni_mer.labels import LABEL_INDEX
+from omni_mer.core.console import emit
+from omni_mer.core.labels import LABEL_INDEX
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from omni_mer.config import MEDIA_EXTENSIONS
+from omni_mer.core.config import MEDIA_EXTENSIONS
 from omni_mer.data.manifest import ManifestRecord, Problem, iter_csv, require_columns
-from omni_mer.labels import from_mer2023
+from omni_mer.core.labels import from_mer2023
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from omni_mer.config import MEDIA_EXTENSIONS
+from omni_mer.core.config import MEDIA_EXTENSIONS
 from omni_mer.data.manifest import ManifestRecord, Problem, iter_csv, normalise_split, require_columns
-from omni_mer.labels import from_mosei, from_sims
+from omni_mer.core.labels import from_mosei, from_sims
 
 MOSEI_COLUMNS = ("video_id", "clip_id", "text", "label", "annotation", "mode")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omni_mer.data.manifest import ManifestRecord, Problem
 from omni_mer.data.mosei import read_mmsa_layout
-from omni_mer.labels import from_sims
+from omni_mer.core.labels import from_sims
 
 SIMS2_COLUMNS = ("video_id", "clip_id", "text", "label", "label_T", "label_A", "label_V", "annotation", "mode")
 

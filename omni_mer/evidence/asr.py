@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import LANGUAGES, SAMPLE_RATE
-from omni_mer.errors import ModelNotFoundError
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import SAMPLE_RATE
+from omni_mer.core.i18n import LANGUAGES
+from omni_mer.core.errors import ModelNotFoundError
 from omni_mer.evidence.types import Segment
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,9 @@ def _part_files() -> list[Path]:
 
 def default_cache_dir() -> Path:
     """``$OMNI_MER_CACHE/whisper-base`` if set, else ``~/.cache/omni-mer/whisper-base`` (never inside the repo)."""
-    root = os.environ.get("OMNI_MER_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "omni-mer"
-    return base / "whisper-base"
+    from omni_mer import cache_root
+
+    return cache_root() / "whisper-base"
 
 
 def _sha256(path: Path, chunk: int = 1 << 22) -> str:

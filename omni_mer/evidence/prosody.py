@@ -16,14 +16,16 @@ Frame analysis (16 kHz, 64 ms frames, 20 ms hop):
 Clip-level features are turned into z-scores against fixed population references for conversational adult speech
 (rough values from the speech literature; recording gain makes absolute level meaningless, so only level
 *variability* is used):
-    F0 SD 2.5 ± 1.0 st · F0 range (5–95 %) 8 ± 3 st · rate 4.5 ± 1.2 syll/s · pause ratio 0.20 ± 0.10
-    loudness SD 6 ± 2 dB · spectral tilt 15 ± 6 dB.
+    F0 SD 2.5 ± 1.0 st · F0 range (5–95 %) 8 ± 3 st · pause ratio 0.20 ± 0.10 · loudness SD 6 ± 2 dB ·
+    spectral tilt 15 ± 6 dB · speech rate per language (RATE_REFS: en 4.5 ± 1.1, zh 5.1 ± 1.3 syll/s).
 Arousal = tanh(0.6 (0.35 z_F0sd + 0.25 z_rate + 0.3 z_loudSD - 0.3 z_tilt + 0.15 z_range)). Arousal is what prosody
-predicts well (lively, fast, loud, bright voices are aroused).
-Valence = tanh(0.5 (0.35 z_F0sd + 0.25 z_rate - 0.3 z_pause + 0.15 z_range)) with confidence at most 0.35: happy and
-angry voices share high pitch, loudness and speed, so prosody separates valence only weakly (unimodal acoustic
-valence models reach far lower accuracy than arousal ones); what it does carry is that flat, slow, pause-filled
-speech leans negative/sad and lively varied speech leans positive. The fusion also gives audio a small weight.
+predicts well (lively, fast, loud, bright voices are aroused); ``features["arousal_confidence"]`` says how much of
+it to believe (speech likeness x amount of speech).
+Valence = tanh(0.5 (0.35 z_F0sd + 0.25 z_rate - 0.3 z_pause + 0.15 z_range)) with confidence at most 0.35 is kept
+as a descriptor ("lively vs flat"), but the lite fusion does not read it as polarity: on real clips it does not
+track gold polarity (Spearman 0.03, ../shared/DESIGN.md §4), so the fusion uses the audio modality for intensity
+(arousal moves probability between the strong and the weak class of the polarity the other modalities set;
+omni_mer/scorers/fusion.py, docs/voice.md).
 
 Timed cues: tracks at 20 ms are smoothed (pitch 0.3 s, loudness 0.6 s energy average, rate 0.4 s Gaussian) over
 speech (active frames plus sub-0.25 s dips), z-scored within the clip over active frames, and runs of
@@ -43,7 +45,7 @@ import re
 
 import numpy as np
 
-from omni_mer.clip import Clip
+from omni_mer.core.clip import Clip
 from omni_mer.evidence.types import Cue, ModalityEvidence, Segment
 
 log = logging.getLogger(__name__)
@@ -58,11 +60,19 @@ VOICED_APERIODICITY = 0.25
 REFS = {
     "f0_sd_st": (2.5, 1.0),
     "f0_range_st": (8.0, 3.0),
-    "rate_syll_s": (4.5, 1.2),
     "pause_ratio": (0.20, 0.10),
     "loud_sd_db": (6.0, 2.0),
     "tilt_db": (15.0, 6.0),
 }
+# Speech rate is normalised per language, never with one reference for both: a Mandarin character is a syllable,
+# and the two languages are spoken at different syllable rates. (median, sd) in syllables per second of ASR segment
+# time (English: vowel groups per word, text_syllables; Mandarin: characters). zh: centred on the median measured on
+# real Mandarin film/TV clips (../shared/DESIGN.md §4: z +0.48 against 4.5 +- 1.2, i.e. 5.1 chars/s); en: the
+# conversational English syllable rate the module always used (4.5), which the one real English speech clip here
+# (MEAD M003 neutral, read: 4.1 syll/s, z -0.4) agrees with; sd about 25 % of the median (speaker spread within a
+# language). The acoustic syllable-nucleus rate, used when there is no transcript, is read against the same
+# reference. docs/voice.md.
+RATE_REFS = {"en": (4.5, 1.1), "zh": (5.1, 1.3)}
 VALENCE_CONF_MAX = 0.35
 CUE_Z = 1.0
 CUE_MIN_S = 0.3
@@ -152,6 +162,14 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 def _z(name: str, v: float) -> float:
     mu, sd = REFS[name]
     return float(np.clip((v - mu) / sd, -3, 3))
+
+
+def rate_z(rate: float, language: str) -> float:
+    """Speech rate (syllables/s) as a z-score against ``language``'s own reference (RATE_REFS)."""
+    if language not in RATE_REFS:
+        raise ValueError(f"no speech-rate reference for language {language!r}; have {sorted(RATE_REFS)}")
+    mu, sd = RATE_REFS[language]
+    return float(np.clip((rate - mu) / sd, -3, 3))
 
 
 def text_syllables(text: str, language: str) -> int:
@@ -273,12 +291,13 @@ class ProsodyAnalyzer:
         z = {
             "f0_sd_st": _z("f0_sd_st", f0_sd) if n_voiced >= 5 else 0.0,
             "f0_range_st": _z("f0_range_st", feats.get("f0_range_st", 0.0)) if n_voiced >= 5 else 0.0,
-            "rate_syll_s": _z("rate_syll_s", rate_for_z),
+            "rate_syll_s": rate_z(rate_for_z, lang),
             "pause_ratio": _z("pause_ratio", pause_ratio),
             "loud_sd_db": _z("loud_sd_db", feats["loud_sd_db"]),
             "tilt_db": _z("tilt_db", feats["tilt_db"]),
         }
         feats.update({f"z_{k}": v for k, v in z.items()})
+        feats["rate_ref_syll_s"] = RATE_REFS[lang][0]
         arousal = float(np.tanh(0.6 * (0.35 * z["f0_sd_st"] + 0.25 * z["rate_syll_s"] + 0.3 * z["loud_sd_db"]
                                        - 0.3 * z["tilt_db"] + 0.15 * z["f0_range_st"])))
         valence = float(np.tanh(0.5 * (0.35 * z["f0_sd_st"] + 0.25 * z["rate_syll_s"] - 0.3 * z["pause_ratio"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -182,6 +183,13 @@ def tokenizer_zh():
 
         jieba.setLogLevel(logging.WARNING)
         tk = jieba.Tokenizer()
+        from omni_mer import cache_root
+
+        try:  # its dictionary cache goes to the documented cache, not the system temp dir
+            os.makedirs(cache_root() / "jieba", exist_ok=True)
+            tk.tmp_dir = str(cache_root() / "jieba")
+        except OSError as exc:
+            log.warning("jieba cache: %s is not writable (%s); jieba uses the system temp dir", cache_root(), exc)
         for w in list(lexicon_zh.CORE) + list(lexicon_zh.NEGATORS):
             tk.add_word(w, freq=2000)
         _JIEBA = tk
@@ -405,8 +413,8 @@ class TextAnalyzer:
 
     def _analyze_with_head(self, text: str, language: str, index: _TimeIndex, t0: float) -> ModalityEvidence:
         """The trained head's verdict, with occlusion word cues (texthead/cues.py)."""
-        from omni_mer.labels import LABELS
-        from omni_mer.ordinal import expected_valence
+        from omni_mer.core.labels import LABELS
+        from omni_mer.core.ordinal import expected_valence
         from omni_mer.texthead.cues import occlusion
 
         probs, logits, scored = occlusion(self.head, self._encoder, text, language, self.max_cue_units)

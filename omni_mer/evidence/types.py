@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from omni_mer.config import MODALITIES
+from omni_mer.core.config import MODALITIES
 
 
 @dataclass

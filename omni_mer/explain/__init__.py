@@ -8,12 +8,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Evidence
 from omni_mer.explain.rationale import check_rationale, render_rationale, top_cues
 from omni_mer.explain.shapley import COALITIONS, coalition_key, modality_shapley
-from omni_mer.labels import LABEL_VALENCE, LABELS, parse_answer
+from omni_mer.core.answer import parse_answer
+from omni_mer.core.labels import LABEL_VALENCE, LABELS
 from omni_mer.scorers.base import Scorer
 
 log = logging.getLogger(__name__)

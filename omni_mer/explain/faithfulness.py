@@ -6,9 +6,9 @@ import json
 import logging
 from pathlib import Path
 
-from omni_mer.config import MODALITIES
+from omni_mer.core.config import MODALITIES
 from omni_mer.explain.shapley import coalition_key
-from omni_mer.labels import LABEL_INDEX
+from omni_mer.core.labels import LABEL_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,16 @@ def clip_deletion(expl: dict) -> dict:
     full = coalition_key(MODALITIES)
     v_all = float(coal[full][idx])
     drop = {m: v_all - float(coal[coalition_key(set(MODALITIES) - {m})][idx]) for m in present}
-    shap = {m: float(expl["shapley"][m]) for m in present}
-    top = max(present, key=lambda m: shap[m])
-    bottom = min(present, key=lambda m: shap[m])
+    return judge(out, drop, {m: float(expl["shapley"][m]) for m in present})
+
+
+def judge(out: dict, drop: dict[str, float], shapley: dict[str, float]) -> dict:
+    """``out`` completed with the verdict: top/bottom-Shapley modality, and success when removing the top one lowers
+    the predicted-label probability more (``drop``) than removing the bottom one; ties are excluded."""
+    top = max(shapley, key=lambda m: shapley[m])
+    bottom = min(shapley, key=lambda m: shapley[m])
     out.update(drop=drop, top=top, bottom=bottom)
-    if shap[top] == shap[bottom]:
+    if shapley[top] == shapley[bottom]:
         out["status"] = "excluded: tied attributions"
         return out
     out["status"] = "evaluated"
@@ -50,14 +55,8 @@ def clip_deletion(expl: dict) -> dict:
     return out
 
 
-def deletion_test(explanations: list[dict]) -> dict:
-    """Deletion rate over a set of explanation dicts.
-
-    For each clip, drop the top- and the bottom-attributed present modality (using the stored coalitions)
-    and count whether the top one lowers the predicted-label probability more. Clips with fewer than 2
-    present modalities (or tied attributions) are excluded and counted.
-    """
-    per_clip = [clip_deletion(e) for e in explanations]
+def summarize(per_clip: list[dict]) -> dict:
+    """Deletion rate, counts and mean drops over per-clip verdicts (``judge``)."""
     evaluated = [c for c in per_clip if c["status"] == "evaluated"]
     n_success = sum(c["success"] for c in evaluated)
     return {
@@ -69,8 +68,18 @@ def deletion_test(explanations: list[dict]) -> dict:
         "deletion_rate": (n_success / len(evaluated)) if evaluated else None,
         "mean_drop_top": (sum(c["drop"][c["top"]] for c in evaluated) / len(evaluated)) if evaluated else None,
         "mean_drop_bottom": (sum(c["drop"][c["bottom"]] for c in evaluated) / len(evaluated)) if evaluated else None,
-        "per_clip": per_clip,
     }
+
+
+def deletion_test(explanations: list[dict]) -> dict:
+    """Deletion rate over a set of explanation dicts.
+
+    For each clip, drop the top- and the bottom-attributed present modality (using the stored coalitions)
+    and count whether the top one lowers the predicted-label probability more. Clips with fewer than 2
+    present modalities (or tied attributions) are excluded and counted.
+    """
+    per_clip = [clip_deletion(e) for e in explanations]
+    return {**summarize(per_clip), "per_clip": per_clip}
 
 
 def load_explanations(supplements_dir: Path) -> tuple[list[dict], list[str]]:
@@ -139,7 +148,7 @@ def _run_section(args, ctx) -> dict | None:
 
 
 def _make_section():
-    from omni_mer.evaluate import Section  # evaluate loads sections lazily, so this import is not circular
+    from omni_mer.eval.evaluate import Section  # evaluate loads sections lazily, so this import is not circular
 
     return Section("faithfulness", _add_arguments, _run_section)
 

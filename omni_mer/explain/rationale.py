@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 
-from omni_mer.config import MODALITIES
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Cue, Evidence
-from omni_mer.labels import LABEL_NAMES, LABEL_VALENCE, format_answer, parse_answer
+from omni_mer.core.answer import format_answer, parse_answer, split_answer
+from omni_mer.core.i18n import MODALITY_NAMES, language_code
+from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE
 
 # Both quote styles are accepted in both languages; whichever does not clash with the cue text is used.
 _QUOTES = {"en": (("“", "”"), ("「", "」")), "zh": (("「", "」"), ("“", "”"))}
@@ -22,23 +24,13 @@ _CONFLICT_THRESHOLD = 0.15  # both sides must lean at least this far for a confl
 _SNIPPET_CHARS = 140
 _TOP_CUES = {"text": 3, "audio": 2, "visual": 2}
 
-_MOD_NAME = {
-    "en": {"text": "text", "audio": "voice", "visual": "face"},
-    "zh": {"text": "文本", "audio": "语音", "visual": "面部"},
-}
-
-
-def _lang(language: str | None) -> str:
-    return "zh" if (language or "").lower().startswith("zh") else "en"
-
-
 def quote(text: str, language: str) -> str:
     """Quote ``text`` verbatim with the language's citation marks (the other style if they clash)."""
-    for left, right in _QUOTES[_lang(language)]:
+    for left, right in _QUOTES[language_code(language)]:
         if left not in text and right not in text:
             return f"{left}{text}{right}"
     # Both styles occur inside the text: drop nothing, but this citation cannot be extracted exactly.
-    left, right = _QUOTES[_lang(language)][0]
+    left, right = _QUOTES[language_code(language)][0]
     return f"{left}{text}{right}"
 
 
@@ -127,9 +119,9 @@ def _modality_sentence(evidence: Evidence, modality: str, lang: str) -> str:
     lean = _lean(m.valence, lang)
     if lang == "en":
         cites = (", ".join(_cite(c, lang) for c in cues) + "; ") if cues else ""
-        return f"{head}: {cites}overall the {_MOD_NAME[lang][modality]} leans {lean} (valence {m.valence:+.2f})."
+        return f"{head}: {cites}overall the {MODALITY_NAMES[lang][modality]} leans {lean} (valence {m.valence:+.2f})."
     cites = ("、".join(_cite(c, lang) for c in cues) + "；") if cues else ""
-    return f"{head}：{cites}{_MOD_NAME[lang][modality]}整体倾向{lean}（效价 {m.valence:+.2f}）。"
+    return f"{head}：{cites}{MODALITY_NAMES[lang][modality]}整体倾向{lean}（效价 {m.valence:+.2f}）。"
 
 
 def _mattered(evidence: Evidence, shapley: dict | None, label: str, lang: str) -> str:
@@ -143,15 +135,15 @@ def _mattered(evidence: Evidence, shapley: dict | None, label: str, lang: str) -
         ranked = sorted(present, key=lambda m: -abs(float(shapley.get(m, 0.0))))
         if lang == "en":
             vals = ", ".join(f"{m} {float(shapley.get(m, 0.0)):+.3f}" for m in ranked)
-            return (f"Which mattered most: the {_MOD_NAME[lang][ranked[0]]} (Shapley contribution to the "
+            return (f"Which mattered most: the {MODALITY_NAMES[lang][ranked[0]]} (Shapley contribution to the "
                     f"probability of {names}: {vals}).")
-        vals = "，".join(f"{_MOD_NAME[lang][m]} {float(shapley.get(m, 0.0)):+.3f}" for m in ranked)
-        return f"哪个模态最重要：{_MOD_NAME[lang][ranked[0]]}（对{names}概率的Shapley贡献：{vals}）。"
+        vals = "，".join(f"{MODALITY_NAMES[lang][m]} {float(shapley.get(m, 0.0)):+.3f}" for m in ranked)
+        return f"哪个模态最重要：{MODALITY_NAMES[lang][ranked[0]]}（对{names}概率的Shapley贡献：{vals}）。"
     # No attribution (e.g. SFT targets built with the gold label): rank by the evidence strength instead.
     ranked = sorted(present, key=lambda m: -abs(evidence.modality(m).valence) * max(evidence.modality(m).confidence, 1e-3))
     if lang == "en":
-        return f"Which mattered most: the {_MOD_NAME[lang][ranked[0]]} carries the strongest evidence."
-    return f"哪个模态最重要：{_MOD_NAME[lang][ranked[0]]}提供的证据最强。"
+        return f"Which mattered most: the {MODALITY_NAMES[lang][ranked[0]]} carries the strongest evidence."
+    return f"哪个模态最重要：{MODALITY_NAMES[lang][ranked[0]]}提供的证据最强。"
 
 
 def conflicts(evidence: Evidence) -> list[tuple[str, str]]:
@@ -175,8 +167,8 @@ def _conflict(evidence: Evidence, label: str, lang: str) -> str:
     if not conflicts(evidence):
         return ""
     present = [m for m in MODALITIES if evidence.modality(m).present]
-    pos = [_MOD_NAME[lang][m] for m in present if _sign(evidence.modality(m).valence) > 0]
-    neg = [_MOD_NAME[lang][m] for m in present if _sign(evidence.modality(m).valence) < 0]
+    pos = [MODALITY_NAMES[lang][m] for m in present if _sign(evidence.modality(m).valence) > 0]
+    neg = [MODALITY_NAMES[lang][m] for m in present if _sign(evidence.modality(m).valence) < 0]
     lv = LABEL_VALENCE[label]
     names = LABEL_NAMES[lang][label]
     if lang == "en":
@@ -202,7 +194,7 @@ def render_rationale(evidence: Evidence, shapley: dict | None, label: str, langu
     absent modalities; every cue is quoted verbatim (see module docstring). Works with ``shapley=None`` so
     training can render targets for the gold label.
     """
-    lang = _lang(language)
+    lang = language_code(language)
     parts = [
         _said(evidence, lang),
         _modality_sentence(evidence, "audio", lang),
@@ -232,8 +224,7 @@ def check_rationale(rationale: str | None, evidence: Evidence, label: str) -> di
     transcript (whitespace and case are normalised). Returns {answer_matches, cited_cues_exist, details}.
     """
     answer = parse_answer(rationale)
-    well_formed = bool(rationale) and bool(re.search(r"<think>.*</think>\s*<answer>.*</answer>\s*$",
-                                                      rationale.strip(), re.DOTALL))
+    well_formed = split_answer(rationale) is not None
     present = evidence.present
     cue_texts = {_norm(c.text): c.modality for c in evidence.cues if c.text.strip()}
     transcript = _norm(evidence.transcript or "")

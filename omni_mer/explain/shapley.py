@@ -6,7 +6,7 @@ import itertools
 import math
 from typing import Callable, Iterable
 
-from omni_mer.config import MODALITIES
+from omni_mer.core.config import MODALITIES
 
 # Every subset of MODALITIES, smallest first, each in MODALITIES order.
 COALITIONS: tuple[frozenset[str], ...] = tuple(

@@ -14,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from omni_mer.errors import ModelNotFoundError
+from omni_mer.core.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def build_tiny_llm(out_dir: str | Path, seed: int = 0, hidden: int = 32, layers:
 
 def main(argv: list[str] | None = None) -> int:
     """``omni-mer tiny-llm --out DIR``."""
-    from omni_mer.cli import emit
+    from omni_mer.core.console import emit
 
     parser = argparse.ArgumentParser(prog="omni-mer tiny-llm", description="write a tiny random Qwen2 causal LM "
                                      "with the real Qwen2.5 tokenizer (for tests and smoke runs of --backend llm)")

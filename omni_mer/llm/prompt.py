@@ -10,7 +10,7 @@ checked against what its prompt showed, not against formatted strings with numbe
 quoted verbatim from the transcript in “…” / 「…」 (omni_mer.explain.rationale's citation marks).
 
 The prompt texts are package data (``omni_mer/prompt_texts/llm_system.txt``, ``llm_user_en.txt``,
-``llm_user_zh.txt``), read through omni_mer.prompts.load_prompt like every other prompt.
+``llm_user_zh.txt``), read through omni_mer.omni.prompts.load_prompt like every other prompt.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from omni_mer.config import LANGUAGES
+from omni_mer.core.i18n import language_code
 from omni_mer.evidence.types import Cue, Evidence
-from omni_mer.labels import LABEL_NAMES, LABEL_VALENCE, format_answer
-from omni_mer.prompts import label_list, load_prompt
+from omni_mer.core.answer import format_answer
+from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE
+from omni_mer.omni.prompts import label_list, load_prompt
 
 CUE_MODALITIES = ("audio", "visual")  # the modalities whose cues are listed (text is the transcript itself)
 MAX_CUES = {"audio": 4, "visual": 4}
@@ -44,9 +45,8 @@ TIME_TOLERANCE_S = 0.05  # rounding of the shown times (one decimal)
 
 
 def prompt_language(language: str | None) -> str:
-    """The prompt language of a clip language ("en" for anything that is not one of LANGUAGES)."""
-    lang = (language or "en").lower()[:2]
-    return lang if lang in LANGUAGES else "en"
+    """The prompt language of a clip language (omni_mer.core.i18n.language_code: "en" for anything not known)."""
+    return language_code(language)
 
 
 _lang = prompt_language

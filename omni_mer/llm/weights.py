@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from omni_mer.errors import ModelNotFoundError
+from omni_mer.core.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
 

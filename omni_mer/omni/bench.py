@@ -6,8 +6,8 @@ import logging
 import statistics
 import time
 
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES
 
 log = logging.getLogger(__name__)
 

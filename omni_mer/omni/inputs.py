@@ -17,9 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import SAMPLE_RATE, MediaConfig
-from omni_mer.prompts import uses_audio_in_video
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import SAMPLE_RATE, MediaConfig
+from omni_mer.omni.prompts import uses_audio_in_video
 
 # Tokens a random/badly-trained model must never sample: a stray placeholder breaks the next forward.
 MULTIMODAL_TOKEN_ATTRS = (

@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from omni_mer.errors import ConfigError, ModelNotFoundError
+from omni_mer.core.errors import ConfigError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,16 @@ def base_thinker(model):
     """The underlying Qwen2_5OmniThinkerForConditionalGeneration (unwraps a PeftModel; LoRA layers stay active)."""
     get = getattr(model, "get_base_model", None)
     return get() if callable(get) else model
+
+
+def reset_rope_deltas(model) -> None:
+    """Forget the rope deltas Qwen2.5-Omni caches between calls (stale ones corrupt the next full-sequence forward).
+
+    Call after every forward/generate that started from a full prompt; ``model`` may be wrapped (PEFT, accelerate).
+    """
+    inner = getattr(base_thinker(model), "model", None)
+    if inner is not None and hasattr(inner, "rope_deltas"):
+        inner.rope_deltas = None
 
 
 def model_id(model) -> str:

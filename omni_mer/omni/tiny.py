@@ -14,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from omni_mer.cli import emit
+from omni_mer.core.console import emit
 
 log = logging.getLogger(__name__)
 

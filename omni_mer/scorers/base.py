@@ -6,10 +6,10 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Evidence
-from omni_mer.labels import LABELS
+from omni_mer.core.labels import LABELS
 
 ALL_MODALITIES: frozenset[str] = frozenset(MODALITIES)
 
@@ -17,8 +17,9 @@ ALL_MODALITIES: frozenset[str] = frozenset(MODALITIES)
 def label_tails(tokenizer, think: str = "") -> tuple[list[int], list[list[int]]]:
     """(shared prefix ids, per-label remainder ids) of ``<think>{think}</think><answer>LABEL`` for teacher-forced
     label scoring. Qwen's BPE merges ``>`` with the following letters, so each label's tail is tokenised whole."""
-    seqs = [tokenizer(f"<think>{think}</think><answer>{label}", add_special_tokens=False)["input_ids"]
-            for label in LABELS]
+    from omni_mer.core.answer import answer_prefix
+
+    seqs = [tokenizer(answer_prefix(think) + label, add_special_tokens=False)["input_ids"] for label in LABELS]
     n = 0
     while all(len(s) > n for s in seqs) and len({s[n] for s in seqs}) == 1:
         n += 1

@@ -22,9 +22,10 @@ import time
 
 import numpy as np
 
-from omni_mer.clip import Clip
+from omni_mer.core.clip import Clip
 from omni_mer.evidence.types import Evidence
-from omni_mer.labels import LABELS, parse_answer
+from omni_mer.core.answer import parse_answer
+from omni_mer.core.labels import LABELS
 from omni_mer.llm.prompt import llm_messages
 from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep, label_tails, tail_logprobs
 

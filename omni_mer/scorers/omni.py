@@ -11,7 +11,7 @@ tail ``<think>…</think><answer>LABEL`` is tokenised whole per label; the share
 the multimodal inputs) and only the per-label remainders run as a second, text-only forward on the KV cache.
 
 Generation (``generate`` / ``generate_batch``): plain HF ``generate`` of ``<think>…</think><answer>…</answer>``,
-batched with left padding; ``labels.parse_answer`` reads the label. Each call stores ``last_generation_valid`` (one
+batched with left padding; ``core.answer.parse_answer`` reads the label. Each call stores ``last_generation_valid`` (one
 bool per clip, False when the answer was missing/invalid) and ``last_results`` (GenerationResult objects whose
 ``label`` falls back to label scoring with all modalities when the generated answer is invalid; ``fallback`` True).
 """
@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from omni_mer.clip import Clip
-from omni_mer.config import MediaConfig
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MediaConfig
 from omni_mer.evidence.types import Evidence
-from omni_mer.labels import LABELS, parse_answer
+from omni_mer.core.answer import parse_answer
+from omni_mer.core.labels import LABELS
 from omni_mer.omni.inputs import build_inputs, clip_uses, clip_uses_audio_in_video, suppress_token_ids, to_device
-from omni_mer.omni.model import base_thinker, load_thinker, model_id
-from omni_mer.prompts import build_messages
+from omni_mer.omni.model import base_thinker, load_thinker, model_id, reset_rope_deltas
+from omni_mer.omni.prompts import build_messages
 from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep, label_tails, tail_logprobs
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ class OmniScorer(Scorer):
 
             scores = tail_logprobs(base.model, base.lm_head, out, rests, self.processor.tokenizer.pad_token_id,
                                    int(feed["attention_mask"].shape[1]), rope_positions)
-        base.model.rope_deltas = None  # never leak cached deltas into the next call
+        reset_rope_deltas(self.model)  # never leak cached deltas into the next call
         t2 = time.perf_counter()
         self.timings = {"inputs_s": t1 - t0, "forward_s": t2 - t1}
         return np.asarray(scores, dtype=np.float64)
@@ -158,8 +159,6 @@ class OmniScorer(Scorer):
 
         Sets ``last_generation_valid`` and ``last_results``; invalid answers fall back to label scoring.
         """
-        import torch
-
         keep = check_keep(keep)
         results: list[GenerationResult | None] = [None] * len(clips)
         groups: dict[bool, list[int]] = {}
@@ -172,14 +171,7 @@ class OmniScorer(Scorer):
                 t0 = time.perf_counter()
                 msgs = [self._messages(clips[i], evidences[i], keep) for i in chunk]
                 inputs = build_inputs(self.processor, [clips[i] for i in chunk], msgs, self.media, keep)
-                feed = to_device(inputs, self.device, self.dtype)
-                gen_kwargs = dict(max_new_tokens=self.max_new_tokens, do_sample=self.do_sample,
-                                  suppress_tokens=self._suppress, pad_token_id=tok.pad_token_id)
-                with torch.inference_mode():
-                    out = self.model.generate(**feed, **gen_kwargs)
-                base_thinker(self.model).model.rope_deltas = None
-                new = out[:, feed["input_ids"].shape[1]:]
-                texts = tok.batch_decode(new, skip_special_tokens=True)
+                texts = tok.batch_decode(self._new_tokens(inputs, self.max_new_tokens), skip_special_tokens=True)
                 dt = (time.perf_counter() - t0) / len(chunk)
                 for i, text in zip(chunk, texts):
                     label = parse_answer(text)
@@ -194,6 +186,27 @@ class OmniScorer(Scorer):
         self.last_results = [r for r in results if r is not None]
         self.last_generation_valid = [r.valid for r in self.last_results]
         return self.last_results
+
+    def _new_tokens(self, inputs, max_new_tokens: int, do_sample: bool | None = None):
+        """The one generate call: the tokens the model adds after each prompt of ``inputs`` (processor output)."""
+        import torch
+
+        feed = to_device(inputs, self.device, self.dtype)
+        with torch.inference_mode():
+            out = self.model.generate(**feed, max_new_tokens=int(max_new_tokens),
+                                      do_sample=self.do_sample if do_sample is None else do_sample,
+                                      suppress_tokens=self._suppress,
+                                      pad_token_id=self.processor.tokenizer.pad_token_id)
+        reset_rope_deltas(self.model)
+        return out[:, feed["input_ids"].shape[1]:]
+
+    def reply(self, messages: list[dict], max_new_tokens: int | None = None) -> tuple[str, int]:
+        """Greedy text reply of the model to text-only chat ``messages`` (e.g. a question about an explanation):
+        (text, number of new tokens)."""
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        inputs = self.processor(text=[text], return_tensors="pt", padding=True)
+        new = self._new_tokens(inputs, max_new_tokens or self.max_new_tokens, do_sample=False)[0]
+        return self.processor.tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0])
 
     def generate(self, clip: Clip, evidence: Evidence) -> str | None:
         """The generated ``<think>…</think><answer>…</answer>`` text (see ``last_generation_valid``)."""

@@ -18,12 +18,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from omni_mer.metrics import metrics_from_confusion
+from omni_mer.eval.metrics import metrics_from_confusion
 from omni_mer.texthead.head import N_CLASSES, LanguageCalibration, softmax
 
 
 def objective(y: np.ndarray, pred: np.ndarray) -> float:
-    """(Acc-5 + UAR) / 2 (omni_mer.metrics' definitions) of class indices ``pred`` against ``y``."""
+    """(Acc-5 + UAR) / 2 (omni_mer.eval.metrics' definitions) of class indices ``pred`` against ``y``."""
     cm = np.zeros((N_CLASSES, N_CLASSES), dtype=np.int64)
     np.add.at(cm, (np.asarray(y), np.asarray(pred)), 1)
     m = metrics_from_confusion(cm)

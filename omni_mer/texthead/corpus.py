@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omni_mer.data.manifest import build_manifest, text_table_roots
-from omni_mer.labels import MER2023_RANGE, MOSEI_RANGE, SIMS_RANGE
+from omni_mer.core.labels import MER2023_RANGE, MOSEI_RANGE, SIMS_RANGE
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.labels import LABELS
-from omni_mer.metrics import classification_metrics
+from omni_mer.core.labels import LABELS
+from omni_mer.eval.metrics import classification_metrics
 from omni_mer.texthead.corpus import DATASETS, DEFAULT_DATASETS, TextExample, load_corpus, select
-from omni_mer.config import LANGUAGES
+from omni_mer.core.i18n import LANGUAGES
 from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
 
 log = logging.getLogger(__name__)
@@ -170,12 +170,12 @@ class EvalTextConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """omni-mer eval-text: metrics of the text head per dataset, translated, with ASR noise, and cross-lingually."""
-    from omni_mer.cli import emit
+    from omni_mer.core.console import emit
     from omni_mer.texthead.args import parse_config
     from omni_mer.texthead.train import DEFAULT_CACHE, TrainTextConfig
 
     cfg = parse_config(EvalTextConfig, argv, prog="omni-mer eval-text", description=main.__doc__)
-    from omni_mer.cli import user_error
+    from omni_mer.core.console import user_error
 
     try:
         head = TextHead.load(cfg.head)

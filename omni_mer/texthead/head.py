@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.config import LANGUAGES
-from omni_mer.labels import LABELS
-from omni_mer.ordinal import CLASS_VALENCE
+from omni_mer.core.i18n import LANGUAGES
+from omni_mer.core.labels import LABELS
+from omni_mer.core.ordinal import CLASS_VALENCE
 
 # shipped inside the package (weights ~0.4 MB + model card), so a wheel install has it too
 DEFAULT_HEAD_DIR = Path(__file__).resolve().parent / "model"

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from omni_mer.config import LANGUAGES, PROJECT_ROOT
-from omni_mer.labels import LABEL_INDEX
+from omni_mer.core.config import PROJECT_ROOT
+from omni_mer.core.i18n import LANGUAGES
+from omni_mer.core.labels import LABEL_INDEX
 from omni_mer.texthead.corpus import DATASETS, TextExample, load_corpus, select
 from omni_mer.texthead.head import DEFAULT_HEAD_DIR, LanguageCalibration, TextHead
 
@@ -155,7 +156,7 @@ class _Net:
     def __init__(self, dim: int, cfg: TrainTextConfig, n_datasets: int):
         import torch
 
-        from omni_mer.ordinal import CLASS_VALENCE
+        from omni_mer.core.ordinal import CLASS_VALENCE
 
         self.torch = torch
         torch.manual_seed(cfg.seed)
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     from omni_mer.texthead.args import parse_config
     from omni_mer.texthead.evaluate import evaluate_head, write_metrics
 
-    from omni_mer.cli import user_error
+    from omni_mer.core.console import user_error
 
     cfg = parse_config(TrainTextConfig, argv, prog="omni-mer train-text", description=main.__doc__)
     try:
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "history.json").write_text(json.dumps(meta["history"], indent=1), encoding="utf-8")
     log.info("train-text: best epoch %s, valid objective %.4f, wrote %s", meta["best_epoch"],
              meta["valid_objective"], out)
-    from omni_mer.cli import emit
+    from omni_mer.core.console import emit
 
     emit(json.dumps({k: {m: v[m] for m in ("acc5", "uar", "mae", "n")} for k, v in metrics.items()
                      if isinstance(v, dict) and "acc5" in v}, indent=1))

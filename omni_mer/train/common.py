@@ -71,12 +71,10 @@ def load_for_training(cfg: TrainConfig, device=None):
 
 
 def reset_rope_cache(model) -> None:
-    """Qwen2.5-Omni caches rope deltas between calls; stale ones corrupt the next full-sequence forward."""
-    from omni_mer.omni.model import base_thinker
+    """Qwen2.5-Omni caches rope deltas between calls; the one reset lives in omni_mer.omni.model."""
+    from omni_mer.omni.model import reset_rope_deltas
 
-    inner = getattr(base_thinker(model), "model", None)
-    if inner is not None and hasattr(inner, "rope_deltas"):
-        inner.rope_deltas = None
+    reset_rope_deltas(model)
 
 
 class RunLogger:

@@ -11,8 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from omni_mer.config import MODALITIES, MediaConfig
-from omni_mer.errors import ConfigError
+from omni_mer.core.config import MODALITIES, MediaConfig
+from omni_mer.core.errors import ConfigError
 
 _MEDIA = MediaConfig()
 _MEDIA_FIELDS = tuple(MediaConfig.__dataclass_fields__)
@@ -50,7 +50,7 @@ class TrainConfig:
     cache_dir: str | None = field(default=None, metadata={"help": "evidence cache (default: OUTPUT_DIR/cache)"})
     evidence: str = field(default="extract", metadata={"help": "evidence source", "choices": EVIDENCE_SOURCES})
     keep: list[str] = field(default_factory=lambda: list(MODALITIES), metadata={"help": f"modalities given to the model ({', '.join(MODALITIES)})"})
-    # media: the inference defaults of omni_mer.config.MediaConfig (one source: training and inference decode a clip
+    # media: the inference defaults of omni_mer.core.config.MediaConfig (one source: training and inference decode a clip
     # the same way, so the evidence and its cache keys agree); a recipe may override them
     fps: float = field(default=_MEDIA.fps, metadata={"help": "frames sampled per second"})
     max_frames: int = field(default=_MEDIA.max_frames, metadata={"help": "cap on sampled frames per clip"})

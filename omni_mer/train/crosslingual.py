@@ -19,10 +19,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from omni_mer.cli import emit
-from omni_mer.config import MODALITIES, MediaConfig
+from omni_mer.core.console import emit
+from omni_mer.core.config import MODALITIES, MediaConfig
 from omni_mer.evidence.types import Evidence
-from omni_mer.labels import LABELS
+from omni_mer.core.labels import LABELS
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def predict_records(scorer, records, media: MediaConfig, extract_fn: Callable | 
 def evaluate_adapter(model_path: str, adapter: str | None, manifest: str, split: str | None,
                      media: MediaConfig = MediaConfig(), extract_fn: Callable | None = None,
                      cache_dir: Path | None = None, langs: Sequence[str] | None = None) -> dict:
-    """Metrics of one adapter on a manifest split, overall and per language (omni_mer.metrics)."""
-    from omni_mer.metrics import evaluate_labels
+    """Metrics of one adapter on a manifest split, overall and per language (omni_mer.eval.metrics)."""
+    from omni_mer.eval.metrics import evaluate_labels
     from omni_mer.scorers.omni import OmniScorer
     from omni_mer.train.data import load_records, select_records
 
@@ -67,7 +67,7 @@ def evaluate_adapter(model_path: str, adapter: str | None, manifest: str, split:
 
 def table_from_results(results: dict[str, dict]) -> dict:
     """Train-language × test-language table from {run (train language(s)): evaluate_adapter result}."""
-    from omni_mer.metrics import cross_lingual_table
+    from omni_mer.eval.metrics import cross_lingual_table
 
     acc = {(run, te): m["acc5"] for run, r in results.items() for te, m in r["per_language"].items()}
     return cross_lingual_table(acc)
@@ -83,7 +83,7 @@ def write_predictions(path: Path, ids: Sequence[str], preds: Sequence[str]) -> P
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from omni_mer.metrics import cross_lingual_markdown
+    from omni_mer.eval.metrics import cross_lingual_markdown
 
     p = argparse.ArgumentParser(prog="python -m omni_mer.train.crosslingual", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="base Qwen2.5-Omni folder the adapters were trained on")

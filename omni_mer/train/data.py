@@ -3,8 +3,8 @@ GRPO examples (gold label, language and the evidence the rewards read).
 
 Evidence is cached per clip (JSON of ``Evidence.to_dict()`` keyed by clip id + file hash under the run's cache
 dir) and filled by the ``extract_fn(clip) -> Evidence`` the caller passes, so a second epoch never re-runs ASR.
-Prompt building, input building and label parsing are NOT here: they come from omni_mer.prompts /
-omni_mer.omni.inputs / omni_mer.labels (one source of truth for inference and training).
+Prompt building, input building and label parsing are NOT here: they come from omni_mer.omni.prompts /
+omni_mer.omni.inputs / omni_mer.core.labels (one source of truth for inference and training).
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from omni_mer.clip import Clip
-from omni_mer.config import MODALITIES, MediaConfig
+from omni_mer.core.clip import Clip
+from omni_mer.core.config import MODALITIES, MediaConfig
 from omni_mer.data.manifest import ManifestRecord, normalise_split
 from omni_mer.evidence.extract import EvidenceCache  # noqa: F401  (re-exported: training callers use it)
 from omni_mer.evidence.types import Evidence, ModalityEvidence
 from omni_mer.llm.prompt import grounded_target
-from omni_mer.labels import LABEL_INDEX, from_mosei, from_sims
+from omni_mer.core.labels import LABEL_INDEX, from_mosei, from_sims
 from omni_mer.omni.inputs import clip_uses
-from omni_mer.prompts import build_messages
+from omni_mer.omni.prompts import build_messages
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from omni_mer.errors import ConfigError
+from omni_mer.core.errors import ConfigError
 from omni_mer.llm.model import BASE_ADAPTER_FILE
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "omni-mer train-llm") -> int:
-    from omni_mer.cli import emit
+    from omni_mer.core.console import emit
 
     script, train_cfg, model_cfg = parse(argv, prog)
     metrics = train(script, train_cfg, model_cfg)

@@ -1,7 +1,7 @@
 """``omni-mer eval-llm``: the llm scorer on FIXED held-out subsets of the test splits (docs/llm.md).
 
 Per dataset: the first ``per_dataset`` test rows of a seeded shuffle (omni_mer.train.llm_data.load_rows), scored
-by teacher-forced label probabilities (Acc-5, UAR: omni_mer.metrics); on the first ``gen_per_dataset`` of them
+by teacher-forced label probabilities (Acc-5, UAR: omni_mer.eval.metrics); on the first ``gen_per_dataset`` of them
 the model also writes ``<think>…</think><answer>…</answer>`` greedily: format-valid rate (the format reward),
 parse rate (an answer label could be read) and the mean of the registry rewards. ``--text-head`` adds the shipped
 text head on the same rows. Writes one JSON (metrics + the row ids, so the subsets are checkable).
@@ -50,7 +50,7 @@ class LLMEvalConfig:
 
 
 def _metrics(gold: list[str], pred: list[str]) -> dict:
-    from omni_mer.metrics import classification_metrics
+    from omni_mer.eval.metrics import classification_metrics
 
     m = classification_metrics(gold, pred)
     return {k: m[k] for k in ("acc5", "uar", "macro_f1", "acc2", "mae", "n", "confusion")}
@@ -58,7 +58,7 @@ def _metrics(gold: list[str], pred: list[str]) -> dict:
 
 def evaluate(cfg: LLMEvalConfig) -> dict:
     """Metrics per dataset and overall (see module docstring)."""
-    from omni_mer.labels import LABELS
+    from omni_mer.core.labels import LABELS
     from omni_mer.scorers.llm import LLMScorer
     from omni_mer.train.llm_data import TEXT_KEEP, grpo_records, load_rows, transcript_evidence
     from omni_mer.train.rewards import combine_rewards
@@ -87,7 +87,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
         recs = grpo_records(gen_rows)
         cols = {k: [rec[k] for rec in recs] for k in ("label", "language", "evidence", "keep", "cues_shown")}
         total, per = combine_rewards(cfg.reward_funcs, cfg.reward_weights, texts, **cols)
-        from omni_mer.labels import parse_answer
+        from omni_mer.core.answer import parse_answer
 
         for j, r in enumerate(gen_rows):
             g = gen.setdefault(r.dataset, {"format": [], "parsed": [], "reward": [], "samples": []})
@@ -130,7 +130,7 @@ def _text_head_predictions(rows) -> list[str]:
 
 
 def main(argv: list[str] | None = None, prog: str = "omni-mer eval-llm") -> int:
-    from omni_mer.cli import emit
+    from omni_mer.core.console import emit
     from omni_mer.texthead.args import parse_config
 
     cfg = parse_config(LLMEvalConfig, argv, prog, __doc__)

@@ -14,14 +14,14 @@ import math
 import re
 from typing import Callable, Sequence
 
-from omni_mer.config import MODALITIES
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Evidence
-from omni_mer.labels import LABEL_INDEX, LABELS, label_from_text, parse_answer
+from omni_mer.core.answer import parse_answer, rationale_text, split_answer, think_text
+from omni_mer.core.i18n import language_code
+from omni_mer.core.labels import LABEL_INDEX, LABELS, label_from_text
 
 RewardFn = Callable[..., list]
 
-_FORMAT_RE = re.compile(r"^\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*$", re.DOTALL)
-_THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_RE = re.compile(r"[A-Za-z]")
 _SENTENCE_RE = re.compile(r"[^.!?;。！？；\n]+")
@@ -47,19 +47,6 @@ def completion_text(completion) -> str:
     raise TypeError(f"completion must be a string or a list of messages, got {type(completion).__name__}")
 
 
-def think_text(text: str) -> str:
-    """The rationale inside the first ``<think>`` (to the end when unclosed); '' when there is none."""
-    m = _THINK_RE.search(text)
-    return m.group(1).strip() if m else ""
-
-
-def rationale_text(text: str) -> str:
-    """The rationale: the ``<think>`` part, or (no tags) the whole completion minus any ``<answer>…</answer>``."""
-    if "<think>" in text:
-        return think_text(text)
-    return re.sub(r"<answer>.*?(</answer>|$)", " ", text, flags=re.DOTALL).strip()
-
-
 def _column(columns: dict, name: str, n: int, reward: str) -> list:
     if name not in columns:
         raise KeyError(f"reward {reward!r} needs the column {name!r}; given columns: {sorted(columns)}")
@@ -75,12 +62,8 @@ def format_reward(completions: Sequence, **columns) -> list[float]:
     out = []
     for c in completions:
         text = completion_text(c)
-        ok = (
-            text.count("<think>") == 1 and text.count("</think>") == 1
-            and text.count("<answer>") == 1 and text.count("</answer>") == 1
-        )
-        m = _FORMAT_RE.match(text) if ok else None
-        out.append(1.0 if m and m.group("think").strip() and label_from_text(m.group("answer")) else 0.0)
+        parts = split_answer(text)
+        out.append(1.0 if parts and parts[0].strip() and label_from_text(parts[1]) else 0.0)
     return out
 
 
@@ -231,7 +214,7 @@ def language_reward(completions: Sequence, language: Sequence[str] | None = None
             out.append(0.0)
             continue
         r = chinese_ratio(think)
-        out.append(float(r if str(lang).lower().startswith("zh") else 1.0 - r))
+        out.append(float(r if language_code(lang) == "zh" else 1.0 - r))
     return out
 
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from omni_mer.cli import emit
-from omni_mer.errors import ConfigError
+from omni_mer.core.console import emit
+from omni_mer.core.errors import ConfigError
 from omni_mer.train.config import TrainConfig
 from omni_mer.train.data import ExtractFn, TrainData, load_records, select_records
 

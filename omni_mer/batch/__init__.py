@@ -1,0 +1,1 @@
+"""The batch job: a folder of videos -> label_prediction.csv + supplements (workers, time limits, resume, shards)."""
