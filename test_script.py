@@ -1,7 +1,7 @@
 """Organizers' entry point: label every video in Test_Data/ -> Test_Results/label_prediction.csv.
 
     python test_script.py [--input Test_Data] [--output Test_Results] [--supplements Test_Supplements]
-                          [--backend auto|lite|omni] [--model PATH] [--adapter PATH] [--workers N] [--resume]
+                          [--backend auto|lite|omni|llm] [--model PATH] [--adapter PATH] [--workers N] [--resume]
                           [--id-with-ext]
 """
 

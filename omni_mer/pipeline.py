@@ -20,7 +20,7 @@ from omni_mer.scorers.base import Scorer
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "lite", "omni")
+BACKENDS = ("auto", "lite", "omni", "llm")  # llm: text-only Qwen2.5 reading the evidence as text
 MODEL_ENV = "OMNI_MER_MODEL"
 
 
@@ -39,6 +39,10 @@ def build_scorer(backend: str, model: str | None = None, adapter: str | None = N
                  media: MediaConfig | None = None, calibration: Path | None = None,
                  max_new_tokens: int = 256) -> Scorer:
     backend = resolve_backend(backend, model)
+    if backend == "llm":
+        from omni_mer.scorers.llm import LLMScorer
+
+        return LLMScorer(model, adapter=adapter, max_new_tokens=min(max_new_tokens, 128))
     if backend == "omni":
         from omni_mer.scorers.omni import OmniScorer
 

@@ -51,25 +51,47 @@ def test_accuracy_exact_and_ordinal():
         accuracy_reward(comps[:1], label=["HAPPY"])
 
 
-def test_grounding_rewards_real_citations_and_penalises_absent_face():
+def test_grounding_matches_what_the_prompt_showed_by_modality_kind_and_time():
+    """Issue 18: citations are checked against the prompt (transcript quotes; cue tags by modality, kind and time
+    overlap), never against formatted cue strings the model did not see."""
     ev = evidence(face=True)
-    cited = "<think>The word “love” (0.0–1.0 s) and a “smile” show joy.</think><answer>SPOS</answer>"
+    cited = ("<think>The words “love this” and [voice · pitch · 0.6–1.4 s], [face · expression:happy · 0.0–2.0 s] "
+             "show joy.</think><answer>SPOS</answer>")
     invented = "<think>The word “hate” shows anger.</think><answer>SNEG</answer>"
     nothing = "<think>It is positive.</think><answer>SPOS</answer>"
-    assert grounding_reward([cited, invented, nothing], evidence=[ev] * 3) == [1.0, 0.0, 0.0]
-    # Same rationale when no face was found: citing the smile and claiming a facial cue are penalised.
+    assert grounding_reward([cited, invented, nothing], evidence=[ev] * 3) == [1.0, -1.0, 0.0]
+    # a tag must agree in modality, kind and time with a shown cue
+    for bad in ("[face · expression:sad · 0.0–2.0 s]", "[face · expression:happy · 5.0–6.0 s]",
+                "[voice · expression:happy · 0.0–2.0 s]"):
+        r = grounding_reward([f"<think>“love” {bad}</think><answer>SPOS</answer>"], evidence=[ev])[0]
+        assert r == pytest.approx(0.0), bad
+    # the formatted cue strings of the evidence are not citations the model can satisfy
+    assert grounding_reward(["<think>a “smile” and “pitch rises”</think><answer>SPOS</answer>"],
+                            evidence=[ev]) == [-1.0]
+    # the prompt did not list cue tags (cues_shown False) or did not show the face (keep): a tag is not grounded
+    tag_only = "<think>[voice · pitch · 0.6–1.4 s]</think><answer>SPOS</answer>"
+    assert grounding_reward([tag_only], evidence=[ev], cues_shown=[False]) == [-1.0]
+    assert grounding_reward([tag_only], evidence=[ev], keep=["text,visual"])[0] < 0
+    # text not shown: a verbatim quote is not grounded either
+    assert grounding_reward(["<think>“love this”</think><answer>SPOS</answer>"], evidence=[ev],
+                            keep=["audio,visual"]) == [-1.0]
+    # Same rationale when no face was found: the face tag is ungrounded and the face claim is penalised.
     no_face = evidence(face=False)
     r_absent = grounding_reward([cited], evidence=[no_face])[0]
-    assert r_absent == pytest.approx(0.0)  # "smile" is not evidence any more (0.5) and is a face claim (-0.5)
+    assert r_absent == pytest.approx(1 / 3 - 0.5)  # 2 of 3 citations grounded, one face claim
     claim = "<think>“love” is said and the speaker is smiling.</think><answer>SPOS</answer>"
     negated = "<think>“love” is said; no face was visible, so there are no facial cues.</think><answer>SPOS</answer>"
     r_claim, r_neg = grounding_reward([claim, negated], evidence=[no_face] * 2)
     assert r_claim == pytest.approx(0.5) and r_neg == pytest.approx(1.0)
-    # Chinese: a face claim without a face
+    # a claim about a modality the prompt did not show (not kept) is penalised like an absent one
+    assert grounding_reward([claim], evidence=[ev], keep=["text"])[0] == pytest.approx(0.5)
+    # Chinese: a face claim without a face; a quote in 「」
     zh = "<think>他面带微笑，说了「love」。</think><answer>SPOS</answer>"
     assert grounding_reward([zh], evidence=[no_face])[0] == pytest.approx(0.5)
-    # Evidence given as a dict (as stored in the cache) works; None = not scored.
-    assert grounding_reward([cited, cited], evidence=[ev.to_dict(), None]) == [1.0, None]
+    # Evidence given as a dict (the cache) or JSON (a dataset column) works; None = not scored.
+    import json
+
+    assert grounding_reward([cited] * 3, evidence=[ev.to_dict(), json.dumps(ev.to_dict()), None]) == [1.0, 1.0, None]
 
 
 def test_language_reward_matches_clip_language():

@@ -66,7 +66,7 @@ class PredictConfig:
         if self.language not in LANGUAGE_CHOICES:
             raise ValueError(f"--language {self.language!r} is not one of {', '.join(LANGUAGE_CHOICES)}")
         if self.adapter and self.backend == "lite":
-            raise ValueError("--adapter is a LoRA adapter for --backend omni; it means nothing to --backend lite")
+            raise ValueError("--adapter is a LoRA adapter for --backend omni or llm; it means nothing to --backend lite")
 
 
 @dataclass
@@ -598,9 +598,11 @@ def build_parser(prog: str = "omni-mer predict") -> argparse.ArgumentParser:
     ap.add_argument("--supplements", type=Path, default=d.supplements,
                     help="transcripts, frames, explanations, report (default: %(default)s)")
     ap.add_argument("--no-supplements", action="store_true", help="write only the CSVs")
-    ap.add_argument("--backend", default=d.backend, choices=["auto", "lite", "omni"],
-                    help="auto = omni when a model is configured (--model or $OMNI_MER_MODEL), else lite")
-    ap.add_argument("--model", default=None, help="local Qwen2.5-Omni folder (omni backend)")
+    ap.add_argument("--backend", default=d.backend, choices=["auto", "lite", "omni", "llm"],
+                    help="auto = omni when a model is configured (--model or $OMNI_MER_MODEL), else lite; "
+                         "llm = a text-only Qwen2.5 reading the transcript and the voice/face cues (docs/llm.md)")
+    ap.add_argument("--model", default=None, help="local Qwen2.5-Omni folder (omni backend) or Qwen2 folder / "
+                                                  "registered name such as qwen2.5-coder-0.5b (llm backend)")
     ap.add_argument("--adapter", default=None, help="LoRA adapter folder, e.g. checkpoints/<run>/")
     ap.add_argument("--calibration", type=Path, default=None,
                     help="lite fusion calibration (default: checkpoints/lite/calibration.json when present)")

@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("omni_mer.eval.bench", "per-stage speed and memory"),
     "train": ("omni_mer.train.run", "LoRA SFT / GRPO (same flags as train_grpo.py; use accelerate launch to scale)"),
     "tiny-model": ("omni_mer.omni.tiny", "write a tiny random Qwen2.5-Omni thinker + offline processor"),
+    "tiny-llm": ("omni_mer.llm.model", "write a tiny random Qwen2 causal LM (for --backend llm smoke runs)"),
+    "train-llm": ("omni_mer.train.llm", "TRL SFT / GRPO of the text-only Qwen2.5 on transcripts (docs/llm.md)"),
+    "eval-llm": ("omni_mer.train.llm_eval", "the llm scorer on fixed held-out test subsets (docs/llm.md)"),
     "demo": ("omni_mer.demo.app", "Gradio chat demo"),
 }
 

@@ -455,10 +455,10 @@ def build_demo(pipeline, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
 
 def _get_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="omni-mer demo", description="Gradio chat demo (bound to 127.0.0.1 by default)")
-    p.add_argument("--backend", choices=("auto", "lite", "omni"), default="auto",
+    p.add_argument("--backend", choices=("auto", "lite", "omni", "llm"), default="auto",
                    help="auto = omni when --model or $OMNI_MER_MODEL is set, else lite")
-    p.add_argument("--model", default=None, help="Qwen2.5-Omni model folder (omni backend)")
-    p.add_argument("--adapter", default=None, help="LoRA adapter folder (omni backend)")
+    p.add_argument("--model", default=None, help="Qwen2.5-Omni model folder (omni backend) or Qwen2 folder (llm)")
+    p.add_argument("--adapter", default=None, help="LoRA adapter folder (omni or llm backend)")
     p.add_argument("--calibration", type=Path, default=None, help="lite fusion calibration JSON")
     p.add_argument("--host", default=DEFAULT_HOST, help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to serve on (default: %(default)s)")
@@ -501,7 +501,7 @@ def _launch(demo, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`omni-mer demo [--backend auto|lite|omni] [--model] [--adapter] [--host] [--port] ...`."""
+    """`omni-mer demo [--backend auto|lite|omni|llm] [--model] [--adapter] [--host] [--port] ...`."""
     args = _get_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -14,6 +14,52 @@ from omni_mer.core.labels import LABELS
 ALL_MODALITIES: frozenset[str] = frozenset(MODALITIES)
 
 
+def label_tails(tokenizer, think: str = "") -> tuple[list[int], list[list[int]]]:
+    """(shared prefix ids, per-label remainder ids) of ``<think>{think}</think><answer>LABEL`` for teacher-forced
+    label scoring. Qwen's BPE merges ``>`` with the following letters, so each label's tail is tokenised whole."""
+    from omni_mer.core.answer import answer_prefix
+
+    seqs = [tokenizer(answer_prefix(think) + label, add_special_tokens=False)["input_ids"] for label in LABELS]
+    n = 0
+    while all(len(s) > n for s in seqs) and len({s[n] for s in seqs}) == 1:
+        n += 1
+    rests = [s[n:] for s in seqs]
+    if any(not r for r in rests):
+        raise ValueError("a label's tokens are a prefix of another label's; cannot score labels")
+    return seqs[0][:n], rests
+
+
+def tail_logprobs(inner, lm_head, out, rests: list[list[int]], pad_id: int, prompt_len: int,
+                  position_ids=None) -> list[float]:
+    """Each label's summed log-probability of its remainder tokens ``rests`` after a prefill.
+
+    ``out`` is the inner model's output on the prompt + shared tail (hidden states and KV cache, ``prompt_len``
+    positions); the remainders run as one batched forward on that cache (``position_ids(prompt_len, n, k)`` gives
+    model-specific positions, e.g. Qwen2.5-Omni's 3-D rope). Only the needed positions get vocabulary logits."""
+    import torch
+
+    first = torch.log_softmax(lm_head(out.last_hidden_state[:, -1]).float(), dim=-1)[0]
+    scores = [float(first[r[0]]) for r in rests]
+    longest = max(len(r) for r in rests)
+    if longest > 1:
+        device = out.last_hidden_state.device
+        past = out.past_key_values
+        n, k = len(rests), longest - 1
+        past.batch_repeat_interleave(n)
+        cont = torch.full((n, k), int(pad_id), dtype=torch.long)
+        for i, r in enumerate(rests):
+            if len(r) > 1:
+                cont[i, : len(r) - 1] = torch.tensor(r[:-1])
+        mask = torch.ones((n, prompt_len + k), dtype=torch.long, device=device)
+        extra = {} if position_ids is None else {"position_ids": position_ids(prompt_len, n, k)}
+        out2 = inner(input_ids=cont.to(device), attention_mask=mask, past_key_values=past, use_cache=False, **extra)
+        logp = torch.log_softmax(lm_head(out2.last_hidden_state).float(), dim=-1)
+        for i, r in enumerate(rests):
+            for j in range(1, len(r)):
+                scores[i] += float(logp[i, j - 1, r[j]])
+    return scores
+
+
 def check_keep(keep: frozenset[str]) -> frozenset[str]:
     bad = set(keep) - ALL_MODALITIES
     if bad:

@@ -27,12 +27,12 @@ import numpy as np
 from omni_mer.core.clip import Clip
 from omni_mer.core.config import MediaConfig
 from omni_mer.evidence.types import Evidence
-from omni_mer.core.answer import answer_prefix, parse_answer
+from omni_mer.core.answer import parse_answer
 from omni_mer.core.labels import LABELS
 from omni_mer.omni.inputs import build_inputs, clip_uses, clip_uses_audio_in_video, suppress_token_ids, to_device
 from omni_mer.omni.model import base_thinker, load_thinker, model_id, reset_rope_deltas
 from omni_mer.omni.prompts import build_messages
-from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep
+from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep, label_tails, tail_logprobs
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +104,7 @@ class OmniScorer(Scorer):
 
     def _label_tails(self, think: str) -> tuple[list[int], list[list[int]]]:
         """(shared prefix ids, per-label remainder ids) of ``<think>…</think><answer>LABEL``."""
-        tok = self.processor.tokenizer
-        seqs = [tok(answer_prefix(think) + label, add_special_tokens=False)["input_ids"] for label in LABELS]
-        n = 0
-        while all(len(s) > n for s in seqs) and len({s[n] for s in seqs}) == 1:
-            n += 1
-        rests = [s[n:] for s in seqs]
-        if any(not r for r in rests):
-            raise ValueError("a label's tokens are a prefix of another label's; cannot score labels")
-        return seqs[0][:n], rests
+        return label_tails(self.processor.tokenizer, think)
 
     def _messages(self, clip: Clip, evidence: Evidence | None, keep: frozenset[str]) -> list[dict]:
         use_video, use_audio = clip_uses(clip, keep)
@@ -139,32 +131,15 @@ class OmniScorer(Scorer):
         with torch.inference_mode():
             # Inner model: hidden states only, so we never build full-vocabulary logits for every prompt position.
             out = base.model(**feed, use_cache=True)
-            first = torch.log_softmax(base.lm_head(out.last_hidden_state[:, -1]).float(), dim=-1)[0]
-            scores = [float(first[r[0]]) for r in rests]
-            longest = max(len(r) for r in rests)
-            if longest > 1:
-                past = out.past_key_values
-                n = len(rests)
-                past.batch_repeat_interleave(n)
-                L = int(feed["attention_mask"].shape[1])
-                k = longest - 1
-                pad = self.processor.tokenizer.pad_token_id
-                cont = torch.full((n, k), pad, dtype=torch.long)
-                for i, r in enumerate(rests):
-                    if len(r) > 1:
-                        cont[i, : len(r) - 1] = torch.tensor(r[:-1])
-                cont = cont.to(self.device)
-                mask = torch.ones((n, L + k), dtype=torch.long, device=self.device)
-                delta = base.model.rope_deltas
-                delta = torch.zeros((1, 1), dtype=torch.long) if delta is None else delta
+            delta = base.model.rope_deltas
+            delta = torch.zeros((1, 1), dtype=torch.long) if delta is None else delta
+
+            def rope_positions(L: int, n: int, k: int):  # Qwen2.5-Omni's 3-D rope, shifted by the cached deltas
                 pos = torch.arange(L, L + k, device=self.device).view(1, 1, -1) + delta.to(self.device).view(1, -1, 1)
-                pos = pos.expand(3, n, k)
-                out2 = base.model(input_ids=cont, attention_mask=mask, position_ids=pos,
-                                  past_key_values=past, use_cache=False)
-                logp = torch.log_softmax(base.lm_head(out2.last_hidden_state).float(), dim=-1)
-                for i, r in enumerate(rests):
-                    for j in range(1, len(r)):
-                        scores[i] += float(logp[i, j - 1, r[j]])
+                return pos.expand(3, n, k)
+
+            scores = tail_logprobs(base.model, base.lm_head, out, rests, self.processor.tokenizer.pad_token_id,
+                                   int(feed["attention_mask"].shape[1]), rope_positions)
         reset_rope_deltas(self.model)  # never leak cached deltas into the next call
         t2 = time.perf_counter()
         self.timings = {"inputs_s": t1 - t0, "forward_s": t2 - t1}

@@ -14,6 +14,9 @@ from pathlib import Path
 from omni_mer.core.config import MODALITIES, MediaConfig
 from omni_mer.core.errors import ConfigError
 
+_MEDIA = MediaConfig()
+_MEDIA_FIELDS = tuple(MediaConfig.__dataclass_fields__)
+
 STAGES = ("sft", "grpo")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 LANGS = ("en", "zh")
@@ -47,12 +50,15 @@ class TrainConfig:
     cache_dir: str | None = field(default=None, metadata={"help": "evidence cache (default: OUTPUT_DIR/cache)"})
     evidence: str = field(default="extract", metadata={"help": "evidence source", "choices": EVIDENCE_SOURCES})
     keep: list[str] = field(default_factory=lambda: list(MODALITIES), metadata={"help": f"modalities given to the model ({', '.join(MODALITIES)})"})
-    # media (omni_mer.core.config.MediaConfig)
-    fps: float = field(default=2.0, metadata={"help": 'frames sampled per second'})
-    max_frames: int = field(default=16, metadata={"help": 'cap on sampled frames per clip'})
-    max_side: int = field(default=448, metadata={"help": 'longest frame side in pixels'})
-    max_audio_seconds: float = field(default=30.0, metadata={"help": 'audio kept per clip, seconds'})
-    use_audio_in_video: bool = field(default=True, metadata={"help": 'audio rides inside the video placeholder (TMRoPE interleaving)'})
+    # media: the inference defaults of omni_mer.core.config.MediaConfig (one source: training and inference decode a clip
+    # the same way, so the evidence and its cache keys agree); a recipe may override them
+    fps: float = field(default=_MEDIA.fps, metadata={"help": "frames sampled per second"})
+    max_frames: int = field(default=_MEDIA.max_frames, metadata={"help": "cap on sampled frames per clip"})
+    max_side: int = field(default=_MEDIA.max_side, metadata={"help": "longest frame side in pixels"})
+    max_audio_seconds: float = field(default=_MEDIA.max_audio_seconds, metadata={"help": "audio kept per clip, seconds"})
+    decode_timeout_s: float = field(default=_MEDIA.decode_timeout_s, metadata={"help": "wall-clock budget for decoding one file, seconds"})
+    use_audio_in_video: bool = field(default=_MEDIA.use_audio_in_video, metadata={"help": "audio rides inside the video placeholder (TMRoPE interleaving)"})
+    fast_video_decode: bool = field(default=_MEDIA.fast_video_decode, metadata={"help": "H.264/HEVC: skip decoding non-reference frames"})
     # model / LoRA
     dtype: str = field(default="auto", metadata={"help": "auto: bf16 on GPU, fp32 on CPU", "choices": DTYPES})
     lora_r: int = field(default=8, metadata={"help": 'LoRA rank'})
@@ -142,8 +148,7 @@ class TrainConfig:
 
     @property
     def media(self) -> MediaConfig:
-        return MediaConfig(fps=self.fps, max_frames=self.max_frames, max_side=self.max_side,
-                           max_audio_seconds=self.max_audio_seconds, use_audio_in_video=self.use_audio_in_video)
+        return MediaConfig(**{name: getattr(self, name) for name in _MEDIA_FIELDS})
 
     @property
     def keep_set(self) -> frozenset[str]:

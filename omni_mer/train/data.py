@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from omni_mer.core.clip import Clip
-from omni_mer.core.config import MediaConfig
+from omni_mer.core.config import MODALITIES, MediaConfig
 from omni_mer.data.manifest import ManifestRecord, normalise_split
 from omni_mer.evidence.extract import EvidenceCache  # noqa: F401  (re-exported: training callers use it)
 from omni_mer.evidence.types import Evidence, ModalityEvidence
-from omni_mer.explain.rationale import render_rationale
+from omni_mer.llm.prompt import grounded_target
 from omni_mer.core.labels import LABEL_INDEX, from_mosei, from_sims
 from omni_mer.omni.inputs import clip_uses
 from omni_mer.omni.prompts import build_messages
@@ -108,9 +108,11 @@ def transcript_evidence(record: ManifestRecord) -> ExtractFn:
 
 
 # ----------------------------------------------------------------------------- examples
-def sft_target(evidence: Evidence, label: str, language: str) -> str:
-    """The SFT target: a cue-grounded rationale in the clip's language ending in the GOLD ``label``."""
-    return render_rationale(evidence, None, label, language)
+def sft_target(evidence: Evidence, label: str, language: str, keep: frozenset[str] = frozenset(MODALITIES)) -> str:
+    """The SFT target of the omni model: a rationale in the clip's language ending in the GOLD ``label`` that cites
+    only what its prompt shows (a verbatim transcript quote; no cue strings, which the omni prompt never lists:
+    omni_mer.llm.prompt.grounded_target with ``cue_tags=False``)."""
+    return grounded_target(evidence, keep, label, language, cue_tags=False)
 
 
 @dataclass
@@ -127,11 +129,12 @@ class TrainExample:
 
     @property
     def target(self) -> str:
-        return sft_target(self.evidence, self.label, self.language)
+        return sft_target(self.evidence, self.label, self.language, self.keep)
 
     def columns(self) -> dict:
         """Reward columns of this example (one value each)."""
-        return {"label": self.label, "language": self.language, "evidence": self.evidence}
+        return {"label": self.label, "language": self.language, "evidence": self.evidence,
+                "keep": ",".join(sorted(self.keep)), "cues_shown": False}
 
 
 class TrainData:

@@ -1,19 +1,21 @@
 """Verifiable rewards for GRPO, in TRL's reward-function signature ``(completions, **columns) -> list[float|None]``.
 
 Columns (one value per completion, repeated across a prompt's G generations, as TRL passes them):
-``label`` (gold label), ``language`` ("en"/"zh"), ``evidence`` (Evidence or its dict; None = unknown).
+``label`` (gold label), ``language`` ("en"/"zh"), ``evidence`` (Evidence, its dict or its JSON; None = unknown),
+``keep`` (modalities the prompt showed) and ``cues_shown`` (the prompt listed the cue tags) for grounding.
 ``None`` in a returned list means "not applicable to this completion" (TRL semantics); it is skipped when the
 rewards are combined. A reward function that raises is never swallowed: ``combine_rewards`` re-raises naming it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Callable, Sequence
 
+from omni_mer.core.config import MODALITIES
 from omni_mer.evidence.types import Evidence
-from omni_mer.explain.rationale import check_rationale
 from omni_mer.core.answer import parse_answer, rationale_text, split_answer, think_text
 from omni_mer.core.i18n import language_code
 from omni_mer.core.labels import LABEL_INDEX, LABELS, label_from_text
@@ -98,16 +100,30 @@ def accuracy_ordinal_reward(completions: Sequence, **columns) -> list[float | No
 def _as_evidence(ev) -> Evidence | None:
     if ev is None or isinstance(ev, Evidence):
         return ev
+    if isinstance(ev, str):  # a dataset column (TRL passes datasets' columns; JSON keeps them flat)
+        ev = json.loads(ev)
     if isinstance(ev, dict):
         return Evidence.from_dict(ev)
-    raise TypeError(f"evidence must be an Evidence or its dict, got {type(ev).__name__}")
+    raise TypeError(f"evidence must be an Evidence, its dict or its JSON, got {type(ev).__name__}")
 
 
-def absent_modality_claims(think: str, evidence: Evidence) -> list[str]:
-    """Sentences of ``think`` that describe a modality the evidence reports absent (un-negated claims)."""
+def _as_keep(keep) -> frozenset[str]:
+    if keep is None:
+        return frozenset(MODALITIES)
+    if isinstance(keep, str):
+        keep = [k for k in keep.replace(",", " ").split() if k]
+    bad = set(keep) - set(MODALITIES)
+    if bad:
+        raise ValueError(f"keep {sorted(bad)} is not a subset of {', '.join(MODALITIES)}")
+    return frozenset(keep)
+
+
+def absent_modality_claims(think: str, evidence: Evidence, keep: frozenset[str] = frozenset(MODALITIES)) -> list[str]:
+    """Sentences of ``think`` that describe a modality the prompt did not show (not kept, or reported absent):
+    un-negated claims only."""
     claims = []
     for modality, words in MODALITY_WORDS.items():
-        if evidence.modality(modality).present:
+        if modality in keep and evidence.modality(modality).present:
             continue
         for sentence in _SENTENCE_RE.findall(think):
             low = sentence.lower()
@@ -116,32 +132,60 @@ def absent_modality_claims(think: str, evidence: Evidence) -> list[str]:
     return claims
 
 
-def grounding_reward(completions: Sequence, evidence: Sequence | None = None, **columns) -> list[float | None]:
-    """Does the rationale cite real evidence and avoid inventing absent modalities? In [-1, 1].
+def _norm(s: str) -> str:
+    return " ".join(s.split()).casefold()
 
-    grounded = (citations that are cue texts of present modalities or verbatim transcript parts, minus citations
-    of cues of absent modalities) / all citations (0 when nothing is cited), minus 0.5 per un-negated claim about
-    a modality the evidence reports absent (e.g. facial cues when no face was found). None when evidence is None.
+
+def grounding_details(think: str, evidence: Evidence, keep: frozenset[str], cues_shown: bool) -> dict:
+    """Which citations of ``think`` are grounded in what the prompt showed.
+
+    A quoted span (“…” / 「…」) is grounded when the transcript was shown (``text`` kept) and holds it verbatim
+    (whitespace and case normalised). A cue tag (``[voice · pitch · 1.2–2.0 s]``, omni_mer.llm.prompt) is grounded
+    when ``cues_shown`` and a shown cue has its modality and kind and overlaps its time span. Nothing else counts:
+    a citation is never compared with formatted cue strings the model did not see.
     """
-    evs = _column({"evidence": evidence} if evidence is not None else columns, "evidence", len(completions),
-                  "grounding")
+    from omni_mer.explain.rationale import citations
+    from omni_mer.llm.prompt import cites_shown_cue, cue_citations, shown_cues
+
+    transcript = _norm(evidence.transcript or "") if "text" in keep and evidence.text.present else ""
+    quotes = [q for q in citations(think) if q.strip()]
+    tags = cue_citations(think)
+    shown = shown_cues(evidence, keep) if cues_shown else []
+    good_quotes = [q for q in quotes if transcript and _norm(q) in transcript]
+    good_tags = [t for t in tags if cites_shown_cue(t, shown)]
+    return {"n_citations": len(quotes) + len(tags), "n_grounded": len(good_quotes) + len(good_tags),
+            "ungrounded_quotes": [q for q in quotes if q not in good_quotes],
+            "ungrounded_tags": [t for t in tags if t not in good_tags],
+            "absent_claims": absent_modality_claims(think, evidence, keep)}
+
+
+def grounding_reward(completions: Sequence, evidence: Sequence | None = None, keep: Sequence | None = None,
+                     cues_shown: Sequence | None = None, **columns) -> list[float | None]:
+    """Does the rationale cite only what its prompt showed, and claim nothing about modalities it did not? In [-1, 1].
+
+    score = (grounded citations - ungrounded citations) / all citations (0 when nothing is cited; see
+    grounding_details), minus 0.5 per un-negated claim about a modality the prompt did not show. Columns:
+    ``evidence`` (required; None = not scored), ``keep`` (the modalities in the prompt; default all) and
+    ``cues_shown`` (the prompt listed the voice/face cues with their tags, as the llm prompt does; default True).
+    """
+    n = len(completions)
+    evs = _column({"evidence": evidence} if evidence is not None else columns, "evidence", n, "grounding")
+    keeps = _column({"keep": keep}, "keep", n, "grounding") if keep is not None else [None] * n
+    shown = _column({"cues_shown": cues_shown}, "cues_shown", n, "grounding") if cues_shown is not None else [True] * n
     out: list[float | None] = []
-    for c, ev in zip(completions, evs):
+    for c, ev, kp, cs in zip(completions, evs, keeps, shown):
         ev = _as_evidence(ev)
         if ev is None:
             out.append(None)
             continue
-        text = completion_text(c)
-        think = think_text(text)
+        think = think_text(completion_text(c))
         if not think:
             out.append(0.0)
             continue
-        details = check_rationale(f"<think>{think}</think>", ev, LABELS[0])["details"]
-        n = details["n_citations"]
-        good = details["n_cue_citations"] + details["n_transcript_citations"] - 2 * len(
-            details["absent_modality_citations"])
-        score = good / n if n else 0.0
-        score -= 0.5 * len(absent_modality_claims(think, ev))
+        d = grounding_details(think, ev, _as_keep(kp), bool(cs))
+        k = d["n_citations"]
+        score = (2 * d["n_grounded"] - k) / k if k else 0.0
+        score -= 0.5 * len(d["absent_claims"])
         out.append(float(min(1.0, max(-1.0, score))))
     return out
 

@@ -1,0 +1,207 @@
+"""``omni-mer train-llm``: LoRA SFT then GRPO of the text-only Qwen2.5 on real transcripts, with TRL.
+
+As open-r1 does: one recipe YAML parsed by ``TrlParser((LLMTrainArgs, SFTConfig | GRPOConfig, ModelConfig))`` (every
+key also a flag; ``--stage`` picks the TRL config class), TRL's ``SFTTrainer`` (``assistant_only_loss``: the loss is
+on the assistant turn only) and ``GRPOTrainer`` with the project's reward registry (omni_mer.train.rewards; a
+reward that fails raises, naming itself). Data: omni_mer.train.llm_data (the same prompt the llm scorer builds).
+
+GRPO after SFT (``init_adapter``): the SFT adapter is merged into the base weights and a fresh LoRA is trained on
+top, so TRL's reference model (the same weights with the adapter disabled) is the SFT policy and the logged KL is
+the distance from it. The GRPO folder records the merged adapter in ``omni_mer_base_adapter.json``;
+omni_mer.llm.model.load_llm applies it before the GRPO adapter.
+
+    omni-mer train-llm --config recipes/llm/qwen2.5-0.5b-cpu/sft.yaml
+    omni-mer train-llm --config recipes/llm/qwen2.5-0.5b-cpu/grpo.yaml --init-adapter runs/llm05/sft
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from omni_mer.core.errors import ConfigError
+from omni_mer.llm.model import BASE_ADAPTER_FILE
+
+log = logging.getLogger(__name__)
+
+STAGES = ("sft", "grpo")
+DEFAULT_DATASETS = ["mosei", "sims2", "mer2023"]
+
+
+@dataclass
+class LLMTrainArgs:
+    """The project's keys of a train-llm recipe (TRL's SFTConfig / GRPOConfig and ModelConfig hold the rest)."""
+
+    stage: str = field(default="sft", metadata={"help": f"training stage ({', '.join(STAGES)})"})
+    data_dir: str = field(default="../shared/data/text", metadata={"help": "folder of the labelled transcript tables"})
+    train_datasets: list[str] = field(default_factory=lambda: list(DEFAULT_DATASETS),
+                                      metadata={"help": "datasets trained on (omni_mer.texthead.corpus.DATASETS)"})
+    train_per_dataset: int = field(default=200, metadata={"help": "train rows per dataset (seeded shuffle, first N)"})
+    row_seed: int = field(default=0, metadata={"help": "seed of the row selection"})
+    init_adapter: str | None = field(default=None, metadata={"help": "GRPO: the SFT adapter, merged before training"})
+    reward_funcs: list[str] = field(default_factory=lambda: ["format", "accuracy_ordinal", "grounding", "language"],
+                                    metadata={"help": "GRPO rewards (omni_mer.train.rewards.REWARDS)"})
+
+    def __post_init__(self) -> None:
+        from omni_mer.texthead.corpus import DATASETS
+        from omni_mer.train.rewards import REWARDS
+
+        if self.stage not in STAGES:
+            raise ConfigError(f"stage={self.stage!r} is not valid; valid values: {', '.join(STAGES)}")
+        if isinstance(self.train_datasets, str):
+            self.train_datasets = [s for s in self.train_datasets.replace(",", " ").split() if s]
+        if isinstance(self.reward_funcs, str):
+            self.reward_funcs = [s for s in self.reward_funcs.replace(",", " ").split() if s]
+        for d in self.train_datasets:
+            if d not in DATASETS:
+                raise ConfigError(f"train_datasets: {d!r} is not valid; valid values: {', '.join(DATASETS)}")
+        for r in self.reward_funcs:
+            if r not in REWARDS:
+                raise ConfigError(f"reward_funcs: {r!r} is not valid; valid rewards: {', '.join(REWARDS)}")
+        if self.train_per_dataset < 1:
+            raise ConfigError(f"train_per_dataset={self.train_per_dataset} must be >= 1")
+
+
+def _peek_stage(args: list[str]) -> str:
+    """The stage before parsing (it picks the TRL config class): ``--stage`` or the recipe's ``stage`` key."""
+    import yaml
+
+    for i, a in enumerate(args):
+        if a in ("--stage",) and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--stage="):
+            return a.split("=", 1)[1]
+    if "--config" in args and args.index("--config") + 1 < len(args):
+        path = Path(args[args.index("--config") + 1])
+        if not path.is_file():
+            raise ConfigError(f"--config {str(path)!r}: no such recipe file")
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return str(recipe.get("stage", "sft"))
+    return "sft"
+
+
+def build_parser(stage: str, prog: str = "omni-mer train-llm"):
+    """TrlParser of (LLMTrainArgs, the stage's TRL config, ModelConfig); kebab-case flags first."""
+    from trl import GRPOConfig, ModelConfig, SFTConfig, TrlParser
+
+    if stage not in STAGES:
+        raise ConfigError(f"stage={stage!r} is not valid; valid values: {', '.join(STAGES)}")
+    parser = TrlParser((LLMTrainArgs, SFTConfig if stage == "sft" else GRPOConfig, ModelConfig), prog=prog,
+                       description="LoRA SFT / GRPO (TRL) of the text-only Qwen2.5 on real transcripts",
+                       epilog="Example: omni-mer train-llm --config recipes/llm/qwen2.5-0.5b-cpu/sft.yaml (docs/llm.md)")
+    parser.add_argument("--config", metavar="RECIPE.yaml", default=argparse.SUPPRESS,
+                        help="recipe YAML whose keys set the defaults; flags given here override it")
+    for action in parser._actions:
+        action.option_strings.sort(key=lambda opt: "_" in opt)
+    return parser
+
+
+def parse(argv: Sequence[str] | None = None, prog: str = "omni-mer train-llm"):
+    """(LLMTrainArgs, SFTConfig | GRPOConfig, ModelConfig) from ``--config`` + flags."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    stage = _peek_stage(args)
+    parser = build_parser(stage, prog)
+    try:
+        script, train_cfg, model_cfg = parser.parse_args_and_config(args)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(" ".join(str(exc).split())) from exc
+    if not model_cfg.model_name_or_path:
+        raise ConfigError("model_name_or_path is required: a converted Qwen2 folder, a registered name such as "
+                          "qwen2.5-coder-0.5b (after `bash scripts/setup.sh --llm`) or `omni-mer tiny-llm` output")
+    return script, train_cfg, model_cfg
+
+
+def reward_functions(names: Sequence[str]) -> list:
+    """TRL reward functions from the registry, each named after its registry key (TRL logs ``rewards/<name>``).
+
+    Errors propagate: TRL does not catch them, so a failing reward stops training naming itself."""
+    from omni_mer.train.rewards import get_reward
+
+    fns = []
+    for name in names:
+        fn = get_reward(name)
+
+        def reward(completions, _fn=fn, _name=name, **columns):
+            try:
+                return _fn(completions, **columns)
+            except Exception as exc:
+                raise RuntimeError(f"reward {_name!r} failed: {exc}") from exc
+
+        reward.__name__ = name
+        fns.append(reward)
+    return fns
+
+
+def _load_policy(model_cfg, script: LLMTrainArgs):
+    """The base model in fp32 on CPU (bf16 on GPU), with ``init_adapter`` merged into it when given."""
+    import torch
+
+    from omni_mer.llm.model import load_llm
+
+    dtype = None if model_cfg.dtype in (None, "auto") else getattr(torch, model_cfg.dtype)
+    model, tokenizer = load_llm(model_cfg.model_name_or_path, script.init_adapter, dtype=dtype)
+    if script.init_adapter:
+        model = model.merge_and_unload()
+    model.train()
+    return model, tokenizer
+
+
+def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
+    """Run the stage; returns the final metrics. The adapter, tokenizer, log history and recipe land in output_dir."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import yaml
+    from trl import GRPOTrainer, SFTTrainer, get_peft_config
+
+    from omni_mer.train.llm_data import grpo_records, load_rows, sft_records, to_dataset
+
+    peft_config = get_peft_config(model_cfg)
+    if peft_config is None:
+        raise ConfigError("use_peft must be true: only LoRA adapters are trained (the base weights stay frozen)")
+    rows = load_rows(script.data_dir, "train", script.train_datasets, script.train_per_dataset, script.row_seed)
+    model, tokenizer = _load_policy(model_cfg, script)
+    out = Path(train_cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if script.stage == "sft":
+        trainer = SFTTrainer(model=model, args=train_cfg, train_dataset=to_dataset(sft_records(rows)),
+                             processing_class=tokenizer, peft_config=peft_config)
+    else:
+        trainer = GRPOTrainer(model=model, reward_funcs=reward_functions(script.reward_funcs), args=train_cfg,
+                              train_dataset=to_dataset(grpo_records(rows)), processing_class=tokenizer,
+                              peft_config=peft_config)
+    log.info("%s: %d rows (%s), output %s", script.stage, len(rows), ", ".join(script.train_datasets), out)
+    plugin = trainer.accelerator.state.deepspeed_plugin
+    log.info("accelerate: %s on %d process(es)%s", trainer.accelerator.distributed_type,
+             trainer.accelerator.num_processes, f", DeepSpeed ZeRO stage {plugin.zero_stage}" if plugin else "")
+    result = trainer.train(resume_from_checkpoint=train_cfg.resume_from_checkpoint)
+    trainer.save_model(str(out))
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(str(out))
+        if script.init_adapter:
+            (out / BASE_ADAPTER_FILE).write_text(json.dumps({"merged_adapter": str(Path(script.init_adapter))}))
+        (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        recipe = {"script": vars(script), "model": {k: v for k, v in vars(model_cfg).items()
+                                                    if isinstance(v, (str, int, float, bool, list, type(None)))},
+                  "train": {k: v for k, v in train_cfg.to_dict().items()
+                            if isinstance(v, (str, int, float, bool, list, type(None)))}}
+        (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    metrics = dict(result.metrics)
+    metrics["rows"] = len(rows)
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "omni-mer train-llm") -> int:
+    from omni_mer.core.console import emit
+
+    script, train_cfg, model_cfg = parse(argv, prog)
+    metrics = train(script, train_cfg, model_cfg)
+    emit(f"{script.stage} done: adapter in {train_cfg.output_dir}; "
+         + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
+    return 0

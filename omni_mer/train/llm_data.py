@@ -1,0 +1,92 @@
+"""Training and held-out rows for the text-only LLM, from the real labelled transcripts (../shared/data/text).
+
+Rows come from the text head's corpus reader (omni_mer.texthead.corpus: the datasets' own splits, native
+transcripts only). Each row is one transcript as the llm scorer sees a clip with only its text: an Evidence whose
+transcript is the row's text (voice and face absent: the corpus has no audio or video), prompted with
+``keep = {"text"}`` through omni_mer.llm.prompt, so training and inference build the very same prompt.
+
+- SFT rows (TRL conversational "messages"): system + user + the grounded target (omni_mer.llm.prompt.
+  grounded_target: a verbatim quote of the shown transcript, the GOLD label).
+- GRPO rows (TRL conversational "prompt") with the reward columns ``label``, ``language``, ``evidence`` (JSON),
+  ``keep`` and ``cues_shown`` (omni_mer.train.rewards).
+- Held-out rows: a FIXED subset of the TEST splits (seeded shuffle per dataset, first N), ids recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from omni_mer.evidence.types import Evidence, ModalityEvidence
+from omni_mer.llm.prompt import grounded_target, llm_messages
+
+log = logging.getLogger(__name__)
+
+TEXT_KEEP = frozenset({"text"})
+NO_MEDIA = "transcript only (no audio or video in the corpus)"
+
+
+@dataclass(frozen=True)
+class TranscriptRow:
+    id: str
+    dataset: str
+    lang: str
+    text: str
+    label: str
+
+
+def transcript_evidence(text: str, language: str) -> Evidence:
+    """The Evidence of a transcript alone: text present, voice and face absent."""
+    return Evidence(language=language, transcript=text, segments=[], text=ModalityEvidence("text", True),
+                    audio=ModalityEvidence.absent("audio", NO_MEDIA), visual=ModalityEvidence.absent("visual", NO_MEDIA))
+
+
+def load_rows(data: str | Path, split: str, datasets: Sequence[str], per_dataset: int | None,
+              seed: int = 0) -> list[TranscriptRow]:
+    """``per_dataset`` rows of each dataset's ``split`` (native transcripts), a seeded shuffle's first N, in
+    dataset order; None = all rows."""
+    from omni_mer.texthead.corpus import load_corpus, select
+
+    corpus = load_corpus(data, datasets=list(datasets))
+    out: list[TranscriptRow] = []
+    for name in datasets:
+        rows = [e for e in select(corpus, split=split, datasets=[name], translated=False) if e.text.strip()]
+        if not rows:
+            raise ValueError(f"{data}: no {split} rows for dataset {name!r}")
+        order = np.random.default_rng(seed).permutation(len(rows))
+        take = order if per_dataset is None else order[:per_dataset]
+        out += [TranscriptRow(rows[i].id, name, rows[i].lang, " ".join(rows[i].text.split()), rows[i].label5)
+                for i in take]
+    return out
+
+
+def row_prompt(row: TranscriptRow) -> list[dict]:
+    return llm_messages(transcript_evidence(row.text, row.lang), TEXT_KEEP, row.lang)
+
+
+def sft_records(rows: Sequence[TranscriptRow]) -> list[dict]:
+    """TRL conversational language-modelling rows; SFTConfig(assistant_only_loss=True) trains the last turn only."""
+    out = []
+    for r in rows:
+        target = grounded_target(transcript_evidence(r.text, r.lang), TEXT_KEEP, r.label, r.lang)
+        out.append({"messages": row_prompt(r) + [{"role": "assistant", "content": target}]})
+    return out
+
+
+def grpo_records(rows: Sequence[TranscriptRow]) -> list[dict]:
+    """TRL conversational prompt rows with the reward columns."""
+    return [{"prompt": row_prompt(r), "label": r.label, "language": r.lang,
+             "evidence": json.dumps(transcript_evidence(r.text, r.lang).to_dict(), ensure_ascii=False),
+             "keep": ",".join(sorted(TEXT_KEEP)), "cues_shown": True, "id": r.id} for r in rows]
+
+
+def to_dataset(records: list[dict]):
+    """A ``datasets.Dataset`` (what TRL's trainers take)."""
+    from datasets import Dataset
+
+    return Dataset.from_list(records)

@@ -1,0 +1,146 @@
+"""``omni-mer eval-llm``: the llm scorer on FIXED held-out subsets of the test splits (docs/llm.md).
+
+Per dataset: the first ``per_dataset`` test rows of a seeded shuffle (omni_mer.train.llm_data.load_rows), scored
+by teacher-forced label probabilities (Acc-5, UAR: omni_mer.eval.metrics); on the first ``gen_per_dataset`` of them
+the model also writes ``<think>…</think><answer>…</answer>`` greedily: format-valid rate (the format reward),
+parse rate (an answer label could be read) and the mean of the registry rewards. ``--text-head`` adds the shipped
+text head on the same rows. Writes one JSON (metrics + the row ids, so the subsets are checkable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LLMEvalConfig:
+    """What eval-llm reads."""
+
+    model: str = field(default="qwen2.5-coder-0.5b", metadata={"help": "Qwen2 folder or registered name"})
+    adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder (SFT or GRPO run)"})
+    data_dir: str = field(default="../shared/data/text", metadata={"help": "folder of the labelled transcript tables"})
+    datasets: list[str] = field(default_factory=lambda: ["mosei", "sims2", "mer2023"],
+                                metadata={"help": "held-out datasets (their test splits)"})
+    per_dataset: int = field(default=300, metadata={"help": "label-scored test rows per dataset"})
+    gen_per_dataset: int = field(default=30, metadata={"help": "of those, rows whose answer is also generated"})
+    row_seed: int = field(default=0, metadata={"help": "seed of the fixed subset"})
+    max_new_tokens: int = field(default=96, metadata={"help": "generation budget"})
+    reward_funcs: list[str] = field(default_factory=lambda: ["format", "accuracy_ordinal", "grounding", "language"],
+                                    metadata={"help": "rewards averaged over the generations"})
+    reward_weights: list[float] | None = field(default=None, metadata={"help": "their weights (default 1 each)"})
+    text_head: bool = field(default=False, metadata={"help": "also score the rows with the shipped text head"})
+    out: str = field(default="runs/llm-eval.json", metadata={"help": "JSON written with the metrics"})
+
+    def __post_init__(self) -> None:
+        for name in ("datasets", "reward_funcs"):
+            v = getattr(self, name)
+            if isinstance(v, str):
+                setattr(self, name, [s for s in v.replace(",", " ").split() if s])
+        if self.per_dataset < 1 or not 0 <= self.gen_per_dataset <= self.per_dataset:
+            raise ValueError(f"need per_dataset >= 1 and 0 <= gen_per_dataset <= per_dataset "
+                             f"(got {self.per_dataset}, {self.gen_per_dataset})")
+
+
+def _metrics(gold: list[str], pred: list[str]) -> dict:
+    from omni_mer.eval.metrics import classification_metrics
+
+    m = classification_metrics(gold, pred)
+    return {k: m[k] for k in ("acc5", "uar", "macro_f1", "acc2", "mae", "n", "confusion")}
+
+
+def evaluate(cfg: LLMEvalConfig) -> dict:
+    """Metrics per dataset and overall (see module docstring)."""
+    from omni_mer.core.labels import LABELS
+    from omni_mer.scorers.llm import LLMScorer
+    from omni_mer.train.llm_data import TEXT_KEEP, grpo_records, load_rows, transcript_evidence
+    from omni_mer.train.rewards import combine_rewards
+
+    rows = load_rows(cfg.data_dir, "test", cfg.datasets, cfg.per_dataset, cfg.row_seed)
+    t0 = time.perf_counter()
+    scorer = LLMScorer(cfg.model, adapter=cfg.adapter, max_new_tokens=cfg.max_new_tokens)
+    load_s = time.perf_counter() - t0
+    preds, secs = [], []
+    for i, r in enumerate(rows):
+        t = time.perf_counter()
+        lp = scorer.label_logprobs(transcript_evidence(r.text, r.lang), TEXT_KEEP, r.lang)
+        secs.append(time.perf_counter() - t)
+        preds.append(LABELS[int(np.argmax(lp))])
+        if (i + 1) % 50 == 0:
+            log.info("scored %d/%d rows (%.2f s/row)", i + 1, len(rows), float(np.mean(secs)))
+    result: dict = {"config": asdict(cfg), "load_seconds": round(load_s, 1),
+                    "score_seconds_per_row": round(float(np.mean(secs)), 3), "datasets": {}}
+    gen_rows = [r for name in cfg.datasets for r in [x for x in rows if x.dataset == name][: cfg.gen_per_dataset]]
+    gen: dict[str, dict] = {}
+    if gen_rows:
+        t = time.perf_counter()
+        prompts = [scorer.prompt_ids(transcript_evidence(r.text, r.lang), TEXT_KEEP, r.lang) for r in gen_rows]
+        texts = scorer.generate_texts(prompts)
+        result["generate_seconds_per_row"] = round((time.perf_counter() - t) / len(gen_rows), 3)
+        recs = grpo_records(gen_rows)
+        cols = {k: [rec[k] for rec in recs] for k in ("label", "language", "evidence", "keep", "cues_shown")}
+        total, per = combine_rewards(cfg.reward_funcs, cfg.reward_weights, texts, **cols)
+        from omni_mer.core.answer import parse_answer
+
+        for j, r in enumerate(gen_rows):
+            g = gen.setdefault(r.dataset, {"format": [], "parsed": [], "reward": [], "samples": []})
+            g["format"].append(float(per["format"][j]) if "format" in per else float("nan"))
+            g["parsed"].append(1.0 if parse_answer(texts[j]) else 0.0)
+            g["reward"].append(total[j])
+            if len(g["samples"]) < 3:
+                g["samples"].append({"id": r.id, "gold": r.label, "completion": texts[j]})
+        result["per_reward_mean"] = {k: float(np.mean([v for v in vals if v is not None]))
+                                     for k, vals in per.items()}
+    head_preds = None
+    if cfg.text_head:
+        head_preds = _text_head_predictions(rows)
+    for name in cfg.datasets + ["all"]:
+        idx = [i for i, r in enumerate(rows) if name == "all" or r.dataset == name]
+        d = _metrics([rows[i].label for i in idx], [preds[i] for i in idx])
+        gsel = [g for k, g in gen.items() if name == "all" or k == name]
+        if gsel:
+            d["format_valid"] = float(np.mean([x for g in gsel for x in g["format"]]))
+            d["parse_rate"] = float(np.mean([x for g in gsel for x in g["parsed"]]))
+            d["mean_reward"] = float(np.mean([x for g in gsel for x in g["reward"]]))
+            d["n_generated"] = sum(len(g["format"]) for g in gsel)
+            if name != "all":
+                d["samples"] = gen[name]["samples"]
+        if head_preds is not None:
+            d["text_head"] = _metrics([rows[i].label for i in idx], [head_preds[i] for i in idx])
+        result["datasets"][name] = d
+    result["ids"] = {name: [r.id for r in rows if r.dataset == name] for name in cfg.datasets}
+    return result
+
+
+def _text_head_predictions(rows) -> list[str]:
+    from omni_mer.texthead.encoder import E5Encoder
+    from omni_mer.texthead.evaluate import predict_labels
+    from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
+
+    head = TextHead.load(DEFAULT_HEAD_DIR)
+    enc = E5Encoder(threads=2)
+    return predict_labels(head, rows, enc.encode)
+
+
+def main(argv: list[str] | None = None, prog: str = "omni-mer eval-llm") -> int:
+    from omni_mer.core.console import emit
+    from omni_mer.texthead.args import parse_config
+
+    cfg = parse_config(LLMEvalConfig, argv, prog, __doc__)
+    res = evaluate(cfg)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
+    lines = [f"{k}: acc5 {v['acc5']:.3f} uar {v['uar']:.3f}"
+             + (f" format {v['format_valid']:.3f} reward {v['mean_reward']:.3f}" if "format_valid" in v else "")
+             + (f" | text head acc5 {v['text_head']['acc5']:.3f} uar {v['text_head']['uar']:.3f}"
+                if "text_head" in v else "") for k, v in res["datasets"].items()]
+    emit("\n".join(lines) + f"\nwritten to {out}")
+    return 0

@@ -1,0 +1,180 @@
+"""The llm backend on a tiny random Qwen2 (real Qwen2.5 tokenizer): weights setup, prompt + cue tags, the scorer's
+cached teacher-forced label scoring against a plain forward, the pipeline/explanations, and the grounding of SFT
+targets. The real 0.5B is exercised by tests/test_llm_train.py's slow test."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omni_mer.core.clip import Clip
+from omni_mer.core.errors import ModelNotFoundError
+from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence
+from omni_mer.core.labels import LABELS
+from omni_mer.llm import weights
+from omni_mer.llm.prompt import cue_citations, cue_tag, grounded_target, llm_user_text, shown_cues
+from omni_mer.train.rewards import format_reward, grounding_reward
+
+ALL = frozenset({"text", "audio", "visual"})
+
+
+def evidence(face: bool = True, language: str = "en") -> Evidence:
+    audio = ModalityEvidence("audio", True, valence=0.3, cues=[
+        Cue("audio", 1.2, 2.0, "higher pitch at 1.2–2.0 s", 1.5, effect=0.3, kind="pitch"),
+        Cue("audio", 3.0, 3.9, "long pause 3.0–3.9 s", 0.9, effect=-0.1, kind="pause")])
+    visual = (ModalityEvidence("visual", True, valence=0.6, cues=[
+        Cue("visual", 0.0, 1.5, "smiling 0.0–1.5 s", 0.8, effect=0.6, kind="expression:happy")])
+        if face else ModalityEvidence.absent("visual", "no face found"))
+    return Evidence(language=language, transcript="I really loved this movie, it was great.", segments=[],
+                    text=ModalityEvidence("text", True), audio=audio, visual=visual)
+
+
+# ------------------------------------------------------------------------------------------ weights
+def _fake_spec(tmp_path: Path, chunks: list[bytes]) -> tuple[weights.WeightSpec, Path]:
+    site = tmp_path / "site"
+    for i, data in enumerate(chunks, start=1):
+        d = site / f"fake_part{i}" / "data"
+        d.mkdir(parents=True)
+        (d / f"part{i:02d}.bin").write_bytes(data)
+    joined = b"".join(chunks)
+    spec = weights.WeightSpec(name="fake", packages=tuple(f"fake-part{i}==1" for i in range(1, len(chunks) + 1)),
+                              size=len(joined), sha256=hashlib.sha256(joined).hexdigest(), upstream="test")
+    return spec, site
+
+
+def test_parts_join_in_order_and_bad_sizes_or_hashes_leave_nothing(tmp_path):
+    spec, site = _fake_spec(tmp_path, [b"a" * 10, b"b" * 7, b"c" * 3])
+    parts = weights.find_parts(site, spec)
+    assert [p.name for p in parts] == ["part01.bin", "part02.bin", "part03.bin"]
+    out = weights.join_parts(parts, spec, tmp_path / "cache" / "model.gguf")
+    assert out.read_bytes() == b"a" * 10 + b"b" * 7 + b"c" * 3
+    for bad in (weights.WeightSpec(**{**spec.__dict__, "size": spec.size + 1}),
+                weights.WeightSpec(**{**spec.__dict__, "sha256": "0" * 64})):
+        target = tmp_path / "bad" / "model.gguf"
+        with pytest.raises(ModelNotFoundError, match="expected"):
+            weights.join_parts(parts, bad, target)
+        assert not any(target.parent.iterdir())  # no partial or temporary file left
+    (site / "fake_part2" / "data" / "part02.bin").unlink()
+    with pytest.raises(ModelNotFoundError, match="fake-part2"):
+        weights.find_parts(site, spec)
+
+
+def test_pinned_specs_and_a_missing_setup_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMNI_MER_CACHE", str(tmp_path))
+    for spec in weights.MODELS.values():
+        assert len(spec.sha256) == 64 and spec.size > 100_000_000 and all("==" in p for p in spec.packages)
+    with pytest.raises(ModelNotFoundError, match="setup.sh --llm"):
+        weights.llm_model_dir("qwen2.5-coder-0.5b")
+    with pytest.raises(ValueError, match="qwen2.5-coder-0.5b"):
+        weights.llm_model_dir("nope")
+    assert weights.model_root().is_relative_to(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ prompt
+def test_prompt_shows_only_kept_modalities_and_tags_round_trip():
+    ev = evidence()
+    full = llm_user_text(ev, ALL, "en")
+    assert "[voice · pitch · 1.2–2.0 s]" in full and "[face · expression:happy · 0.0–1.5 s]" in full
+    assert "I really loved" in full
+    text_only = llm_user_text(ev, frozenset({"text"}), "en")
+    assert "voice" not in text_only.split("Given:")[1] and "pitch" not in text_only.split("Given:")[1]
+    no_text = llm_user_text(ev, frozenset({"audio"}), "en")
+    assert "I really loved" not in no_text and "[voice · pitch" in no_text and "smiling" not in no_text
+    zh = llm_user_text(evidence(language="zh"), ALL, "zh")
+    assert "[语音 · pitch · 1.2–2.0 秒]" in zh
+    tags = cue_citations(full.split("Given:")[1] + " [语音 · pause · 3.0–3.9 秒]")
+    assert [(t.modality, t.kind, t.start, t.end) for t in tags] == [
+        ("audio", "pitch", 1.2, 2.0), ("audio", "pause", 3.0, 3.9), ("visual", "expression:happy", 0.0, 1.5),
+        ("audio", "pause", 3.0, 3.9)]
+    assert cue_tag(ev.audio.cues[0], "zh") == "[语音 · pitch · 1.2–2.0 秒]"
+
+
+@pytest.mark.parametrize("keep", [ALL, frozenset({"text"}), frozenset({"text", "audio"}), frozenset({"visual"})])
+@pytest.mark.parametrize("face", [True, False])
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_sft_targets_cite_only_what_the_prompt_shows(keep, face, language):
+    ev = evidence(face=face, language=language)
+    for label in LABELS:
+        target = grounded_target(ev, keep, label, language)
+        assert format_reward([target]) == [1.0]
+        assert target.endswith(f"<answer>{label}</answer>")
+        r = grounding_reward([target], evidence=[ev], keep=[",".join(keep)])[0]
+        shown = shown_cues(ev, keep)
+        cited = "text" in keep or shown
+        assert r == (1.0 if cited else 0.0), (target, r)
+
+
+# ------------------------------------------------------------------------------------------ scorer
+@pytest.fixture(scope="module")
+def tiny_llm(tmp_path_factory):
+    from omni_mer.llm.model import build_tiny_llm
+
+    return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm") / "model")
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_llm):
+    from omni_mer.scorers.llm import LLMScorer
+
+    return LLMScorer(str(tiny_llm), max_new_tokens=8)
+
+
+def _plain_label_logprobs(scorer, ev, keep, lang) -> np.ndarray:
+    """Each label's summed log-probability from one full forward per label (no cache, no shared prefix)."""
+    import torch
+
+    ids = scorer.prompt_ids(ev, keep, lang)
+    out = []
+    for label in LABELS:
+        tail = scorer.tokenizer(f"<think></think><answer>{label}", add_special_tokens=False)["input_ids"]
+        x = torch.tensor([ids + tail])
+        with torch.no_grad():
+            logp = torch.log_softmax(scorer.model(input_ids=x).logits[0].float(), -1)
+        n = len(ids)
+        shared = len(scorer._tails[0])
+        out.append(sum(float(logp[n + j - 1, tail[j]]) for j in range(shared, len(tail))))
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_cached_label_scoring_equals_a_plain_forward(scorer, lang):
+    ev = evidence(language=lang)
+    for keep in (ALL, frozenset({"text"}), frozenset()):
+        got = scorer.label_logprobs(ev, keep, lang)
+        assert scorer.timings["cached_tokens"] > 20  # the shared head came from the prefix cache
+        np.testing.assert_allclose(got, _plain_label_logprobs(scorer, ev, keep, lang), atol=2e-4)
+
+
+def test_scorer_probabilities_depend_on_the_kept_evidence(scorer):
+    ev = evidence()
+    clip = Clip.from_audio(np.zeros(16000, np.float32), clip_id="c", language="en")
+    p_all = scorer.score(clip, ev, ALL)
+    assert p_all.shape == (len(LABELS),) and abs(p_all.sum() - 1) < 1e-9
+    assert not np.allclose(p_all, scorer.score(clip, ev, frozenset({"text"})))
+    assert not np.allclose(p_all, scorer.score(clip, ev, frozenset({"audio", "visual"})))
+    with pytest.raises(ValueError, match="valid"):
+        scorer.score(clip, ev, frozenset({"smell"}))
+
+
+def test_pipeline_with_the_llm_backend_explains_unchanged(tiny_llm):
+    from omni_mer.pipeline import Pipeline, build_scorer
+
+    s = build_scorer("llm", str(tiny_llm))
+    assert s.name == "llm" and s.version().startswith("llm:")
+    pipe = Pipeline(s, extractor=object())  # evidence is given: no extractor runs
+    clip = Clip.from_audio(np.zeros(16000, np.float32), clip_id="c", language="en")
+    a = pipe.analyze_clip(clip, evidence=evidence())
+    assert a.label in LABELS and "<answer>" in a.explanation["rationale"]
+    assert len(s.last_results) == 1 and isinstance(s.last_results[0].valid, bool)
+
+
+def test_llm_backend_is_a_choice_of_predict_and_demo():
+    from omni_mer.batch.predict import build_parser
+
+    assert "llm" in next(a for a in build_parser()._actions if "--backend" in a.option_strings).choices
+    from omni_mer.pipeline import BACKENDS
+
+    assert "llm" in BACKENDS

@@ -1,0 +1,150 @@
+"""TRL SFT then GRPO of the text-only Qwen2 (omni_mer.train.llm): recipes, the reward registry inside TRL, a tiny
+random Qwen2 trained on real transcripts (skipped without ../shared/data/text), and a slow run of the real 0.5B
+(skipped when `bash scripts/setup.sh --llm` has not been run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from omni_mer.core.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT_DATA = ROOT.parent / "shared" / "data" / "text"
+needs_text = pytest.mark.skipif(not (TEXT_DATA / "MOSEI").is_dir(), reason="../shared/data/text is absent")
+
+
+def test_reward_functions_carry_registry_names_and_never_swallow_errors():
+    from omni_mer.train.llm import reward_functions
+
+    fns = reward_functions(["format", "accuracy_ordinal", "grounding"])
+    assert [f.__name__ for f in fns] == ["format", "accuracy_ordinal", "grounding"]
+    good = "<think>x</think><answer>SPOS</answer>"
+    assert fns[0]([[{"role": "assistant", "content": good}]], trainer_state=None) == [1.0]
+    with pytest.raises(RuntimeError, match="reward 'accuracy_ordinal' failed.*HAPPY"):
+        fns[1]([good], label=["HAPPY"])
+    with pytest.raises(RuntimeError, match="reward 'grounding' failed.*evidence"):
+        fns[2]([good], label=["SPOS"])
+
+
+@pytest.mark.parametrize("recipe", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/llm/*/*.yaml")))
+def test_every_llm_recipe_parses_into_trl_configs(recipe):
+    from trl import GRPOConfig, SFTConfig
+
+    from omni_mer.train.llm import parse
+
+    cpu = ["--bf16", "false", "--use-cpu", "true"] if "gpu" in recipe else []  # parse a GPU recipe on a CPU box
+    script, train_cfg, model_cfg = parse(["--config", str(ROOT / recipe), "--model-name-or-path", "x", *cpu])
+    if script.stage == "sft":
+        assert isinstance(train_cfg, SFTConfig) and train_cfg.assistant_only_loss
+    else:
+        assert isinstance(train_cfg, GRPOConfig) and train_cfg.num_generations >= 2
+        assert len(train_cfg.reward_weights) == len(script.reward_funcs)
+    assert model_cfg.use_peft
+
+
+def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
+    from omni_mer.train.llm import parse
+
+    base = ["--model-name-or-path", "x", "--output-dir", str(tmp_path)]
+    with pytest.raises(ConfigError, match="sft, grpo"):
+        parse(["--stage", "dpo", *base])
+    with pytest.raises(ConfigError, match="format, accuracy, accuracy_ordinal, grounding, language"):
+        parse(["--stage", "grpo", "--reward-funcs", "format", "vibes", *base])
+    with pytest.raises(ConfigError, match="mosei"):
+        parse(["--train-datasets", "imdb", *base])
+    with pytest.raises(ConfigError, match="model_name_or_path is required"):
+        parse(["--output-dir", str(tmp_path), "--use-cpu", "true", "--bf16", "false"])
+    with pytest.raises(ConfigError, match="no such recipe"):
+        parse(["--config", str(tmp_path / "missing.yaml")])
+
+
+def _lora_b_norm(adapter_dir: Path) -> float:
+    from safetensors.torch import load_file
+
+    w = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    return sum(float(v.abs().sum()) for k, v in w.items() if "lora_B" in k)
+
+
+@needs_text
+def test_tiny_qwen2_sft_then_grpo_with_trl(tmp_path):
+    """SFT (assistant-only loss) then GRPO on the merged SFT policy, both on real transcripts, 1 step each."""
+    from omni_mer.llm.model import BASE_ADAPTER_FILE, build_tiny_llm, load_llm
+    from omni_mer.train.llm import parse, train
+
+    tiny = build_tiny_llm(tmp_path / "tiny")
+    common = ["--model-name-or-path", str(tiny), "--data-dir", str(TEXT_DATA), "--max-steps", "1",
+              "--train-per-dataset", "2"]
+    sft = tmp_path / "sft"
+    m = train(*parse(["--config", str(ROOT / "recipes/llm/tiny/sft.yaml"), *common, "--output-dir", str(sft)]))
+    assert m["train_loss"] > 0 and _lora_b_norm(sft) > 0  # LoRA B starts at zero: the step moved it
+    history = json.loads((sft / "log_history.json").read_text())
+    assert any("loss" in h for h in history)
+
+    grpo = tmp_path / "grpo"
+    train(*parse(["--config", str(ROOT / "recipes/llm/tiny/grpo.yaml"), *common, "--output-dir", str(grpo),
+                  "--init-adapter", str(sft), "--max-completion-length", "8"]))
+    history = json.loads((grpo / "log_history.json").read_text())
+    logged = {k for h in history for k in h}
+    for key in ("reward", "kl", "rewards/format/mean", "rewards/accuracy_ordinal/mean", "rewards/grounding/mean",
+                "rewards/language/mean"):
+        assert key in logged, key
+    assert json.loads((grpo / BASE_ADAPTER_FILE).read_text())["merged_adapter"] == str(sft)
+    assert _lora_b_norm(grpo) > 0
+    model, tok = load_llm(tiny, adapter=grpo)  # base + merged SFT adapter + GRPO adapter
+    from omni_mer.scorers.llm import LLMScorer
+    from omni_mer.train.llm_data import TEXT_KEEP, transcript_evidence
+
+    lp = LLMScorer(model=model, tokenizer=tok).label_logprobs(transcript_evidence("so good", "en"), TEXT_KEEP, "en")
+    assert lp.shape == (5,)
+
+
+@pytest.mark.slow
+@needs_text
+def test_real_qwen25_05b_lora_moves_in_a_few_steps(tmp_path):
+    """The real Qwen2.5-Coder-0.5B (setup.sh --llm): 3 SFT steps change the LoRA weights and lower the loss;
+    one GRPO step logs a reward. ~10-20 min on 2 busy cores."""
+    from omni_mer.core.errors import ModelNotFoundError
+    from omni_mer.llm.weights import llm_model_dir
+    from omni_mer.train.llm import parse, train
+
+    try:
+        llm_model_dir("qwen2.5-coder-0.5b")
+    except ModelNotFoundError:
+        pytest.skip("the real weights are not set up (bash scripts/setup.sh --llm)")
+    sft = tmp_path / "sft"
+    common = ["--data-dir", str(TEXT_DATA), "--train-per-dataset", "4", "--per-device-train-batch-size", "2"]
+    train(*parse(["--config", str(ROOT / "recipes/llm/qwen2.5-0.5b-cpu/sft.yaml"), *common, "--max-steps", "3",
+                  "--output-dir", str(sft), "--learning-rate", "1e-3", "--warmup-steps", "0"]))
+    losses = [h["loss"] for h in json.loads((sft / "log_history.json").read_text()) if "loss" in h]
+    assert _lora_b_norm(sft) > 0 and len(losses) == 3 and losses[-1] < losses[0]
+    grpo = tmp_path / "grpo"
+    train(*parse(["--config", str(ROOT / "recipes/llm/qwen2.5-0.5b-cpu/grpo.yaml"), *common, "--max-steps", "1",
+                  "--per-device-train-batch-size", "4", "--max-completion-length", "16", "--init-adapter", str(sft),
+                  "--output-dir", str(grpo)]))
+    history = json.loads((grpo / "log_history.json").read_text())
+    assert any("reward" in h for h in history) and _lora_b_norm(grpo) > 0
+
+
+@needs_text
+def test_eval_llm_on_fixed_test_subsets(tmp_path):
+    """eval-llm: the same fixed test rows every time, Acc-5/UAR/confusion, format/parse rates and rewards."""
+    from omni_mer.cli import main as cli_main
+    from omni_mer.llm.model import build_tiny_llm
+
+    tiny = build_tiny_llm(tmp_path / "tiny")
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"eval{i}.json"
+        assert cli_main(["eval-llm", "--model", str(tiny), "--data-dir", str(TEXT_DATA), "--datasets", "mosei",
+                         "sims2", "--per-dataset", "3", "--gen-per-dataset", "1", "--max-new-tokens", "4",
+                         "--out", str(out)]) == 0
+        outs.append(json.loads(out.read_text()))
+    assert outs[0]["ids"] == outs[1]["ids"] and len(outs[0]["ids"]["mosei"]) == 3
+    all_ = outs[0]["datasets"]["all"]
+    assert all_["n"] == 6 and all_["n_generated"] == 2 and 0 <= all_["acc5"] <= 1 and "confusion" in all_
+    assert set(outs[0]["per_reward_mean"]) == {"format", "accuracy_ordinal", "grounding", "language"}
+    with pytest.raises(SystemExit):
+        cli_main(["eval-llm", "--per-dataset", "2", "--gen-per-dataset", "5"])
