@@ -22,6 +22,7 @@ import pytest
 
 from omni_mer.core.clip import Clip
 from omni_mer.core.config import SAMPLE_RATE, MediaConfig
+from omni_mer.core.parts import sha256_of
 from omni_mer.evidence import asr
 from omni_mer.evidence.asr import Transcriber, Transcript, to_simplified, whisper_model_dir
 
@@ -217,7 +218,7 @@ def test_cache_join_verify_and_rebuild(tmp_path):
     man = json.loads((d / asr.MANIFEST).read_text())
     assert model.stat().st_size == man["size"] == sum(p["size"] for p in man["parts"])
     assert (d / "tokenizer.json").is_file() and (d / "config.json").is_file()
-    assert asr._sha256(model) == man["sha256"]
+    assert sha256_of(model) == man["sha256"]
     assert not list(d.glob(".*.tmp"))  # no temp files left behind
     mtime = model.stat().st_mtime_ns
     assert whisper_model_dir(d) == d and model.stat().st_mtime_ns == mtime  # valid: not rebuilt
@@ -225,14 +226,14 @@ def test_cache_join_verify_and_rebuild(tmp_path):
     with open(model, "r+b") as f:  # partial file (e.g. disk full / killed mid-copy)
         f.truncate(1000)
     whisper_model_dir(d)
-    assert model.stat().st_size == man["size"] and asr._sha256(model) == man["sha256"]
+    assert model.stat().st_size == man["size"] and sha256_of(model) == man["sha256"]
 
     with open(model, "r+b") as f:  # same size, damaged bytes: only the checksum notices
         f.seek(5_000_000)
         f.write(b"\x00" * 64)
-    assert asr._sha256(model) != man["sha256"]
+    assert sha256_of(model) != man["sha256"]
     whisper_model_dir(d, verify_checksum=True)
-    assert asr._sha256(model) == man["sha256"]
+    assert sha256_of(model) == man["sha256"]
 
     (d / asr.MANIFEST).unlink()  # manifest missing = unfinished build
     whisper_model_dir(d)

@@ -9,7 +9,6 @@ Nothing is downloaded.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -26,6 +25,7 @@ from omni_mer.core.clip import Clip
 from omni_mer.core.config import SAMPLE_RATE
 from omni_mer.core.i18n import LANGUAGES
 from omni_mer.core.errors import ModelNotFoundError
+from omni_mer.core.parts import concatenate, sha256_of
 from omni_mer.evidence.types import Segment
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,6 @@ def default_cache_dir() -> Path:
     return cache_root() / "whisper-base"
 
 
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _expected(parts: list[Path]) -> dict:
     # Part names and sizes identify the installed wheel version cheaply (no hashing on every start).
     return {"parts": [{"name": p.name, "size": p.stat().st_size} for p in parts],
@@ -90,7 +82,7 @@ def _is_valid(target: Path, expected: dict, deep: bool) -> bool:
         return False
     if any(not (target / f).is_file() for f in SIDE_FILES):
         return False
-    if deep and _sha256(model) != man.get("sha256"):
+    if deep and sha256_of(model) != man.get("sha256"):
         return False
     return True
 
@@ -138,14 +130,9 @@ def _build(target: Path, parts: list[Path], expected: dict) -> None:
         shutil.copyfile(src, tmp)
         os.replace(tmp, target / name)
     fd, tmp = tempfile.mkstemp(dir=target, prefix=".model.bin.", suffix=".tmp")
-    h = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out:
-            for p in parts:
-                with open(p, "rb") as f:
-                    while block := f.read(1 << 22):
-                        h.update(block)
-                        out.write(block)
+            digest = concatenate(parts, out)
             out.flush()
             os.fsync(out.fileno())
         if os.path.getsize(tmp) != expected["size"]:
@@ -154,7 +141,7 @@ def _build(target: Path, parts: list[Path], expected: dict) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    man = {**expected, "sha256": h.hexdigest()}
+    man = {**expected, "sha256": digest}
     fd, tmp = tempfile.mkstemp(dir=target, prefix=".manifest.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(man, f, indent=1)

@@ -19,7 +19,6 @@ Nothing here reaches the network.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omni_mer.core.errors import ModelNotFoundError
+from omni_mer import cache_root
+from omni_mer.core.parts import concatenate, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,6 @@ DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 _PART_RE = re.compile(r"^part(\d+)\.bin$")
 
 
-def cache_root() -> Path:
-    """``$OMNI_MER_CACHE`` or ``~/.cache/omni-mer`` (never inside the repository)."""
-    root = os.environ.get("OMNI_MER_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "omni-mer"
-
-
 def model_root(name: str = DEFAULT_MODEL) -> Path:
     """``<cache>/llm/<name>``: the joined GGUF and the converted ``hf/`` folder."""
     spec_of(name)
@@ -108,31 +103,18 @@ def find_parts(parts_dir: str | Path, spec: WeightSpec) -> list[Path]:
     return [found[i] for i in order]
 
 
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def join_parts(parts: list[Path], spec: WeightSpec, target: Path) -> Path:
     """Concatenate ``parts`` into ``target`` atomically; raise (and leave nothing) on a size or sha256 mismatch."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".model.gguf.", suffix=".tmp")
-    h = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out:
-            for p in parts:
-                with open(p, "rb") as f:
-                    while block := f.read(1 << 22):
-                        h.update(block)
-                        out.write(block)
+            digest = concatenate(parts, out)
         size = os.path.getsize(tmp)
         if size != spec.size:
             raise ModelNotFoundError(f"joined {spec.name} has {size} bytes, expected {spec.size}")
-        if spec.sha256 and h.hexdigest() != spec.sha256:
-            raise ModelNotFoundError(f"joined {spec.name} has sha256 {h.hexdigest()}, expected {spec.sha256}")
+        if spec.sha256 and digest != spec.sha256:
+            raise ModelNotFoundError(f"joined {spec.name} has sha256 {digest}, expected {spec.sha256}")
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
