@@ -89,7 +89,18 @@ def parse_recipe(argv: Sequence[str] | None, project_args: type, prog: str, desc
     except (ValueError, TypeError, yaml.YAMLError) as exc:  # a bad key or value in the recipe, or TRL's own checks
         where = f"--config {str(recipe_path(args))!r}: " if "--config" in args else ""
         raise ConfigError(f"{where}{' '.join(str(exc).split())}") from exc
+    check_lora(model_cfg)
     return script, train_cfg, model_cfg
+
+
+def check_lora(model_cfg) -> None:
+    """ModelConfig's LoRA values checked at parse time (peft would only fail once the model is loaded)."""
+    for name in ("lora_r", "lora_alpha"):
+        value = getattr(model_cfg, name)
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise ConfigError(f"{name}={value!r} must be a positive number")
+    if not 0 <= model_cfg.lora_dropout < 1:
+        raise ConfigError(f"lora_dropout={model_cfg.lora_dropout!r} must be in [0, 1)")
 
 
 def reward_functions(names: Sequence[str]) -> list:
