@@ -64,7 +64,9 @@ def video_size(frames: np.ndarray, media: MediaConfig, factor: int = 28) -> dict
     return {"shortest_edge": MIN_PIXELS, "longest_edge": max(MIN_PIXELS, th * tw)}
 
 
-def _one(processor, clip: Clip, messages: list[dict], media: MediaConfig, keep: frozenset[str], suffix: str):
+def clip_inputs(processor, clip: Clip, messages: list[dict], media: MediaConfig, keep: frozenset[str],
+                suffix: str = ""):
+    """``(processor outputs, use_audio_in_video)`` of one clip: input_ids (1, L) and its video/audio features."""
     use_video, use_audio = clip_uses(clip, keep)
     uav = uses_audio_in_video(keep, use_video, use_audio, media)
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + suffix
@@ -120,7 +122,7 @@ def build_inputs(
     suffixes = [suffix] * n if isinstance(suffix, str) else list(suffix)
     parts, flags = [], []
     for clip, messages, k, s in zip(clips, messages_list, keeps, suffixes):
-        out, uav = _one(processor, clip, messages, media, k, s)
+        out, uav = clip_inputs(processor, clip, messages, media, k, s)
         parts.append(out)
         flags.append(uav)
     if len(set(flags)) > 1:
@@ -136,6 +138,20 @@ def build_inputs(
         mask[i, length - L:] = p["attention_mask"][0]
     data: dict = {"input_ids": ids, "attention_mask": mask}
 
+    data.update(collate_media(parts))
+    batch = BatchFeature(data)
+    batch["use_audio_in_video"] = bool(flags[0]) if flags else False
+    return batch
+
+
+def collate_media(parts: Sequence) -> dict:
+    """The video and audio features of several clips' processor outputs as one batch, in order.
+
+    Videos are concatenated (pixel rows, one grid and one seconds-per-grid each); audio features are padded to the
+    longest clip with ``feature_attention_mask`` marking the real frames. Clips without video/audio add nothing."""
+    import torch
+
+    data: dict = {}
     videos = [p for p in parts if "pixel_values_videos" in p]
     if videos:
         data["pixel_values_videos"] = torch.cat([p["pixel_values_videos"] for p in videos], dim=0)
@@ -155,9 +171,7 @@ def build_inputs(
             fmask.append(torch.nn.functional.pad(m, (0, pad)))
         data["input_features"] = torch.cat(feats, dim=0)
         data["feature_attention_mask"] = torch.cat(fmask, dim=0).long()
-    batch = BatchFeature(data)
-    batch["use_audio_in_video"] = bool(flags[0]) if flags else False
-    return batch
+    return data
 
 
 def to_device(inputs, device, dtype=None):

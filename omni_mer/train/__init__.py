@@ -1,6 +1,7 @@
-"""Training: manifest → SFT/GRPO examples, verifiable rewards, LoRA SFT and GRPO with video+audio in the loss.
+"""Training on TRL: manifest → SFT/GRPO examples, verifiable rewards, LoRA SFT and GRPO with video+audio in the loss.
 
-Modules: config (TrainConfig), data (records, evidence cache, examples), rewards (registry), common (LoRA model,
-loop, logging, checkpoints), sft, grpo, cards (adapter README), crosslingual (train × test language table),
-run (entry of train_grpo.py).
+Modules: recipe (the TrlParser recipe style of both backends, reward wrappers), config (OmniTrainArgs), data
+(records, evidence cache, examples), rewards (registry), common (the LoRA policy), sft (TRL SFTTrainer collator),
+omni_grpo (the GRPOTrainer subclass), cards (adapter README), crosslingual (train × test language table), run
+(entry of ``omni-mer train`` / train_grpo.py), llm / llm_data / llm_eval (the text-only Qwen2.5 backend).
 """

@@ -176,6 +176,10 @@ class TrainData:
         return make_example(rec.id, clip, evidence, rec.label5, (rec.lang or evidence.language or "en")[:2],
                             self.keep, self.media)
 
+    def ids(self) -> list[str]:
+        """Clip ids in order (without decoding anything)."""
+        return [r.id for r in self.records]
+
     def summary(self) -> dict:
         """Counts per language and label (for the model card)."""
         out: dict = {"n": len(self.records), "langs": {}, "labels": {}}
@@ -199,6 +203,13 @@ def make_example(clip_id: str, clip: Clip, evidence: Evidence, label: str, langu
 
 class ExampleList(list):
     """Ready TrainExamples (e.g. clips decoded elsewhere) usable wherever a TrainData is expected."""
+
+    def __init__(self, examples=(), media: MediaConfig | None = None) -> None:
+        super().__init__(examples)
+        self.media = media or MediaConfig()
+
+    def ids(self) -> list[str]:
+        return [ex.id for ex in self]
 
     def summary(self) -> dict:
         out: dict = {"n": len(self), "langs": {}, "labels": {}}

@@ -16,21 +16,19 @@ omni_mer.llm.model.load_llm applies it before the GRPO adapter.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from omni_mer.core.errors import ConfigError
 from omni_mer.llm.model import BASE_ADAPTER_FILE
+from omni_mer.train.recipe import STAGES, parse_recipe, plain_items, reward_functions
 
 log = logging.getLogger(__name__)
 
-STAGES = ("sft", "grpo")
 DEFAULT_DATASETS = ["mosei", "sims2", "mer2023"]
 
 
@@ -68,76 +66,15 @@ class LLMTrainArgs:
             raise ConfigError(f"train_per_dataset={self.train_per_dataset} must be >= 1")
 
 
-def _peek_stage(args: list[str]) -> str:
-    """The stage before parsing (it picks the TRL config class): ``--stage`` or the recipe's ``stage`` key."""
-    import yaml
-
-    for i, a in enumerate(args):
-        if a in ("--stage",) and i + 1 < len(args):
-            return args[i + 1]
-        if a.startswith("--stage="):
-            return a.split("=", 1)[1]
-    if "--config" in args and args.index("--config") + 1 < len(args):
-        path = Path(args[args.index("--config") + 1])
-        if not path.is_file():
-            raise ConfigError(f"--config {str(path)!r}: no such recipe file")
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return str(recipe.get("stage", "sft"))
-    return "sft"
-
-
-def build_parser(stage: str, prog: str = "omni-mer train-llm"):
-    """TrlParser of (LLMTrainArgs, the stage's TRL config, ModelConfig); kebab-case flags first."""
-    from trl import GRPOConfig, ModelConfig, SFTConfig, TrlParser
-
-    if stage not in STAGES:
-        raise ConfigError(f"stage={stage!r} is not valid; valid values: {', '.join(STAGES)}")
-    parser = TrlParser((LLMTrainArgs, SFTConfig if stage == "sft" else GRPOConfig, ModelConfig), prog=prog,
-                       description="LoRA SFT / GRPO (TRL) of the text-only Qwen2.5 on real transcripts",
-                       epilog="Example: omni-mer train-llm --config recipes/llm/qwen2.5-0.5b-cpu/sft.yaml (docs/llm.md)")
-    parser.add_argument("--config", metavar="RECIPE.yaml", default=argparse.SUPPRESS,
-                        help="recipe YAML whose keys set the defaults; flags given here override it")
-    for action in parser._actions:
-        action.option_strings.sort(key=lambda opt: "_" in opt)
-    return parser
-
-
 def parse(argv: Sequence[str] | None = None, prog: str = "omni-mer train-llm"):
-    """(LLMTrainArgs, SFTConfig | GRPOConfig, ModelConfig) from ``--config`` + flags."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    stage = _peek_stage(args)
-    parser = build_parser(stage, prog)
-    try:
-        script, train_cfg, model_cfg = parser.parse_args_and_config(args)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(" ".join(str(exc).split())) from exc
+    """(LLMTrainArgs, SFTConfig | GRPOConfig, ModelConfig) from ``--config`` + flags (omni_mer.train.recipe)."""
+    script, train_cfg, model_cfg = parse_recipe(
+        argv, LLMTrainArgs, prog, "LoRA SFT / GRPO (TRL) of the text-only Qwen2.5 on real transcripts",
+        "Example: omni-mer train-llm --config recipes/llm/qwen2.5-0.5b-cpu/sft.yaml (docs/llm.md)")
     if not model_cfg.model_name_or_path:
         raise ConfigError("model_name_or_path is required: a converted Qwen2 folder, a registered name such as "
                           "qwen2.5-coder-0.5b (after `bash scripts/setup.sh --llm`) or `omni-mer tiny-llm` output")
     return script, train_cfg, model_cfg
-
-
-def reward_functions(names: Sequence[str]) -> list:
-    """TRL reward functions from the registry, each named after its registry key (TRL logs ``rewards/<name>``).
-
-    Errors propagate: TRL does not catch them, so a failing reward stops training naming itself."""
-    from omni_mer.train.rewards import get_reward
-
-    fns = []
-    for name in names:
-        fn = get_reward(name)
-
-        def reward(completions, _fn=fn, _name=name, **columns):
-            try:
-                return _fn(completions, **columns)
-            except Exception as exc:
-                raise RuntimeError(f"reward {_name!r} failed: {exc}") from exc
-
-        reward.__name__ = name
-        fns.append(reward)
-    return fns
 
 
 def _load_policy(model_cfg, script: LLMTrainArgs):
@@ -187,10 +124,7 @@ def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
         if script.init_adapter:
             (out / BASE_ADAPTER_FILE).write_text(json.dumps({"merged_adapter": str(Path(script.init_adapter))}))
         (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-        recipe = {"script": vars(script), "model": {k: v for k, v in vars(model_cfg).items()
-                                                    if isinstance(v, (str, int, float, bool, list, type(None)))},
-                  "train": {k: v for k, v in train_cfg.to_dict().items()
-                            if isinstance(v, (str, int, float, bool, list, type(None)))}}
+        recipe = {"script": vars(script), "model": plain_items(model_cfg), "train": plain_items(train_cfg)}
         (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
     metrics = dict(result.metrics)
     metrics["rows"] = len(rows)

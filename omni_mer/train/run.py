@@ -1,127 +1,143 @@
-"""Entry used by train_grpo.py: parse recipe + flags, build the data, run the stage's trainer."""
+"""``omni-mer train`` / ``train_grpo.py``: LoRA SFT or GRPO of the Qwen2.5-Omni thinker with TRL.
+
+The recipe style of the llm backend (omni_mer.train.recipe): ``TrlParser((OmniTrainArgs, SFTConfig | GRPOConfig,
+ModelConfig))``. SFT runs on TRL's ``SFTTrainer`` with the omni collator (omni_mer.train.sft), GRPO on
+``OmniGRPOTrainer`` (omni_mer.train.omni_grpo), both with video, audio and ``use_audio_in_video`` from the one
+MediaConfig, rewards from the registry (omni_mer.train.rewards).
+
+    accelerate launch --config_file recipes/accelerate/cpu.yaml train_grpo.py \\
+        --config recipes/tiny-cpu/grpo.yaml --model-name-or-path runs/tiny --output-dir checkpoints/tiny-grpo
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from omni_mer.core.console import emit
-from omni_mer.core.errors import ConfigError
-from omni_mer.train.config import TrainConfig
+from omni_mer.train.config import OmniTrainArgs
 from omni_mer.train.data import ExtractFn, TrainData, load_records, select_records
+from omni_mer.train.recipe import parse_recipe, plain_items, reward_functions
 
 log = logging.getLogger(__name__)
 
 
-def build_parser(prog: str = "omni-mer train"):
-    """The TrlParser of TrainConfig: every field a flag, shown kebab-case first (``--output-dir``; the YAML-key
-    spelling ``--output_dir`` works too), plus ``--config`` (which TrlParser handles itself) so --help lists it."""
-    import argparse
+def parse(argv: Sequence[str] | None = None, prog: str = "omni-mer train"):
+    """``(OmniTrainArgs, SFTConfig | GRPOConfig, ModelConfig)`` from ``--config recipe.yaml`` plus flags.
 
-    from trl import TrlParser
+    Raises ConfigError (one line naming the bad value) for a bad recipe or value; argparse exits 2 on a bad flag."""
+    import sys
 
-    parser = TrlParser((TrainConfig,), prog=prog, description="LoRA SFT / GRPO on the Qwen2.5-Omni thinker from a recipe",
-                       epilog="Example: omni-mer train --config recipes/tiny-cpu/grpo.yaml "
-                              "--model-name-or-path runs/tiny --output-dir checkpoints/tiny-grpo (docs/training.md)")
-    parser.add_argument("--config", metavar="RECIPE.yaml", default=argparse.SUPPRESS,
-                        help="recipe YAML whose keys set the defaults (e.g. recipes/tiny-cpu/grpo.yaml); "
-                             "flags given here override it")
-    for action in parser._actions:  # kebab-case first in usage and help, like every other omni-mer command
-        action.option_strings.sort(key=lambda opt: "_" in opt)
-    return parser
-
-
-def parse_config(argv: Sequence[str] | None = None, prog: str = "omni-mer train") -> TrainConfig:
-    """TrainConfig from ``--config recipe.yaml`` plus command-line overrides (validated; errors name valid values).
-
-    Raises ConfigError (one line naming the bad value) for a bad recipe or value; argparse exits 2 on a bad flag.
-    """
-    import yaml
+    from omni_mer.core.errors import ConfigError
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         raise ConfigError("nothing to train: give --config RECIPE.yaml (e.g. recipes/tiny-cpu/grpo.yaml) and "
                           "--model-name-or-path DIR; --help lists every option")
-    # TrlParser only recognises the spaced form; "--config=X" would otherwise be silently ignored
-    args = [part for a in args for part in (a.split("=", 1) if a.startswith("--config=") else [a])]
-    if "--config" in args and args.index("--config") == len(args) - 1:
-        raise ConfigError("--config needs a recipe YAML path (e.g. recipes/tiny-cpu/grpo.yaml)")
-    recipe = args[args.index("--config") + 1] if "--config" in args else None
-    if recipe is not None and not Path(recipe).is_file():
-        raise ConfigError(f"--config {recipe!r}: no such recipe file")
-    parser = build_parser(prog)
-    try:
-        cfg, *_ = parser.parse_args_and_config(args)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError, yaml.YAMLError) as exc:  # a recipe TrlParser cannot read: bad key, not a mapping
-        where = f"--config {recipe!r}: " if recipe else ""
-        raise ConfigError(f"{where}{' '.join(str(exc).split())}") from exc
-    return cfg
+    return parse_recipe(args, OmniTrainArgs, prog,
+                        "LoRA SFT / GRPO (TRL) on the Qwen2.5-Omni thinker from a recipe",
+                        "Example: omni-mer train --config recipes/tiny-cpu/grpo.yaml --model-name-or-path runs/tiny "
+                        "--output-dir checkpoints/tiny-grpo (docs/training.md)", default_stage="grpo")
 
 
-def default_extract_fn(cfg: TrainConfig) -> ExtractFn | None:
+def default_extract_fn(script: OmniTrainArgs) -> ExtractFn | None:
     """The lite evidence extractor (ASR, text, prosody, face) for ``evidence: extract``; None for ``transcript``."""
-    if cfg.evidence == "transcript":
+    if script.evidence == "transcript":
         return None
     from omni_mer.evidence.extract import EvidenceExtractor
 
     return EvidenceExtractor().extract
 
 
-def build_data(cfg: TrainConfig, extract_fn: ExtractFn | None = None) -> TrainData:
+def build_data(script: OmniTrainArgs, output_dir: str, extract_fn: ExtractFn | None = None) -> TrainData:
     """TrainData of the recipe's split and languages, evidence cached under cache_dir (default OUTPUT_DIR/cache)."""
-    records = select_records(load_records(cfg.manifest), cfg.train_split, cfg.train_langs, cfg.max_train_samples)
+    records = select_records(load_records(script.manifest), script.train_split, script.train_langs,
+                             script.max_train_samples)
     if not records:
-        raise ValueError(f"no records in {cfg.manifest} for split={cfg.train_split!r} langs={cfg.train_langs}")
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.output_dir) / "cache"
-    return TrainData(records, cfg.media, cfg.keep_set, cache, extract_fn)
+        raise ValueError(f"no records in {script.manifest} for split={script.train_split!r} "
+                         f"langs={script.train_langs}")
+    cache = Path(script.cache_dir) if script.cache_dir else Path(output_dir) / "cache"
+    return TrainData(records, script.media, script.keep_set, cache, extract_fn)
 
 
-def train(cfg: TrainConfig, extract_fn: ExtractFn | None = None, use_default_extractor: bool = True) -> dict:
-    """Run the configured stage end to end; returns the final metrics (the adapter is in cfg.output_dir)."""
+def make_trainer(script: OmniTrainArgs, train_cfg, model_cfg, data: TrainData):
+    """The TRL trainer of the stage: SFTTrainer + the omni collator, or OmniGRPOTrainer."""
+    from omni_mer.train.common import check_lora_placement, load_policy
+
+    model, processor, peft_config = load_policy(model_cfg, script.init_adapter, device=train_cfg.device)
+    if script.stage == "sft":
+        from trl import SFTTrainer
+
+        from omni_mer.train.sft import OmniSFTCollator, sft_dataset
+
+        # the dataset rows are TrainData indices the collator turns into model inputs: keep them, skip TRL's
+        # text tokenisation (there is no text column to tokenise)
+        train_cfg.remove_unused_columns = False
+        train_cfg.dataset_kwargs = {**(train_cfg.dataset_kwargs or {}), "skip_prepare_dataset": True}
+        trainer = SFTTrainer(model=model, args=train_cfg, train_dataset=sft_dataset(data),
+                             data_collator=OmniSFTCollator(processor, data, train_cfg.max_length),
+                             processing_class=processor, peft_config=peft_config)
+    else:
+        from omni_mer.train.omni_grpo import OmniGRPOTrainer, grpo_dataset
+
+        trainer = OmniGRPOTrainer(model=model, reward_funcs=reward_functions(script.reward_funcs), args=train_cfg,
+                                  train_dataset=grpo_dataset(data), processing_class=processor,
+                                  peft_config=peft_config, data=data)
+    check_lora_placement(trainer.model)
+    return trainer
+
+
+def train(script: OmniTrainArgs, train_cfg, model_cfg, extract_fn: ExtractFn | None = None,
+          use_default_extractor: bool = True) -> dict:
+    """Run the configured stage end to end; returns the final metrics (the adapter is in output_dir)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    cfg.require_paths()
+    script.require_paths(model_cfg.model_name_or_path, train_cfg.output_dir)
+    import yaml
+
+    from omni_mer.train.cards import write_card
     from omni_mer.train.common import env_threads
 
     env_threads()
     if extract_fn is None and use_default_extractor:
-        extract_fn = default_extract_fn(cfg)
-    data = build_data(cfg, extract_fn)
-    if cfg.stage == "sft":
-        from omni_mer.train.sft import SFTTrainer as Trainer
-    else:
-        from omni_mer.train.grpo import GRPOTrainer as Trainer
-    trainer = Trainer(cfg, data)
-    log.info("%s: %d clips, %d optimizer steps, output %s", cfg.stage, len(data), trainer.total_steps, cfg.output_dir)
-    metrics = trainer.train()
-    if cfg.eval_split:
+        extract_fn = default_extract_fn(script)
+    data = build_data(script, train_cfg.output_dir, extract_fn)
+    trainer = make_trainer(script, train_cfg, model_cfg, data)
+    out = Path(train_cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plugin = trainer.accelerator.state.deepspeed_plugin
+    log.info("%s: %d clips, output %s; accelerate %s on %d process(es)%s", script.stage, len(data), out,
+             trainer.accelerator.distributed_type, trainer.accelerator.num_processes,
+             f", DeepSpeed ZeRO stage {plugin.zero_stage}" if plugin else "")
+    result = trainer.train(resume_from_checkpoint=train_cfg.resume_from_checkpoint)
+    trainer.save_model(str(out))
+    metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    metrics["steps"] = float(trainer.state.global_step)
+    if script.eval_split and trainer.accelerator.is_main_process:
         from omni_mer.train.crosslingual import evaluate_adapter
 
-        if trainer.accelerator.is_main_process:
-            res = evaluate_adapter(cfg.model_name_or_path, cfg.output_dir, cfg.manifest, cfg.eval_split,
-                                   media=cfg.media, extract_fn=extract_fn,
-                                   cache_dir=Path(cfg.cache_dir or Path(cfg.output_dir) / "cache"))
-            log.info("evaluation on split %s: %s", cfg.eval_split, res["summary"])
-            metrics.update({f"eval_{k}": float(v) for k, v in res["summary"].items() if v is not None})
-            import json
-
-            from omni_mer.train.cards import write_card
-
-            (Path(cfg.output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
-            write_card(cfg.output_dir, cfg, metrics, data.summary())
+        res = evaluate_adapter(model_cfg.model_name_or_path, str(out), script.manifest, script.eval_split,
+                               media=script.media, extract_fn=extract_fn,
+                               cache_dir=Path(script.cache_dir or out / "cache"))
+        log.info("evaluation on split %s: %s", script.eval_split, res["summary"])
+        metrics.update({f"eval_{k}": float(v) for k, v in res["summary"].items() if v is not None})
+    if trainer.accelerator.is_main_process:
+        (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        recipe = {"script": script.to_dict(), "model": plain_items(model_cfg), "train": plain_items(train_cfg)}
+        (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_card(out, script, train_cfg, model_cfg, metrics, data.summary())
     return metrics
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "omni-mer train") -> int:
     """``omni-mer train`` / ``train_grpo.py``: parse, check the paths (before any heavy import), train."""
-    cfg = parse_config(argv, prog)
-    cfg.require_paths()
-    metrics = train(cfg)
-    emit(f"{cfg.stage} done: adapter in {cfg.output_dir}; final metrics: "
-          + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    script, train_cfg, model_cfg = parse(argv, prog)
+    script.require_paths(model_cfg.model_name_or_path, train_cfg.output_dir)
+    metrics = train(script, train_cfg, model_cfg)
+    emit(f"{script.stage} done: adapter in {train_cfg.output_dir}; final metrics: "
+         + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return 0

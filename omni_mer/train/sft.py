@@ -1,12 +1,20 @@
-"""LoRA SFT (cold start): teacher-force the cue-grounded rationale + GOLD label; loss on the assistant turn only."""
+"""LoRA SFT (cold start) of the Qwen2.5-Omni thinker on TRL's ``SFTTrainer``: teacher-force the grounded rationale +
+GOLD label, loss on the assistant turn only.
+
+No trainer subclass is needed: TRL's SFTTrainer forwards every collated key into the model (its fused LM head runs
+the thinker's own multimodal backbone), so the only piece of ours is the data collator. It builds the processor
+inputs of prompt + target with the recipe's one MediaConfig (video, audio, ``use_audio_in_video``) and the labels
+(-100 everywhere but the assistant turn: assistant-only loss by construction). The dataset rows are TrainData
+indices (``row``); clips are decoded when their batch is collated.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Sequence
 
-from omni_mer.omni.inputs import build_inputs, to_device
-from omni_mer.train.common import BaseTrainer, reset_rope_cache
-from omni_mer.train.data import TrainExample
+from omni_mer.omni.inputs import build_inputs
+from omni_mer.train.data import TrainData, TrainExample
 
 log = logging.getLogger(__name__)
 
@@ -33,45 +41,39 @@ def assistant_labels(input_ids, attention_mask, tokenizer):
     return labels
 
 
-def sft_batch(processor, example: TrainExample, media):
-    """Processor inputs of prompt + target (``target<|im_end|>``) and the assistant-only labels."""
-    inputs = build_inputs(processor, [example.clip], [example.messages], media, example.keep,
-                          suffix=example.target + END_OF_TURN)
+def sft_batch(processor, examples: TrainExample | Sequence[TrainExample], media):
+    """Processor inputs of prompt + target (``target<|im_end|>``) and the assistant-only labels, left-padded.
+
+    The clips of one batch must share ``use_audio_in_video`` (build_inputs raises naming the problem otherwise:
+    use per_device_train_batch_size 1 with gradient accumulation when a dataset mixes clips with and without audio)."""
+    exs = [examples] if isinstance(examples, TrainExample) else list(examples)
+    keeps = [ex.keep for ex in exs]
+    inputs = build_inputs(processor, [ex.clip for ex in exs], [ex.messages for ex in exs], media, keeps,
+                          suffix=[ex.target + END_OF_TURN for ex in exs])
     inputs["labels"] = assistant_labels(inputs["input_ids"], inputs["attention_mask"], processor.tokenizer)
     return inputs
 
 
-def sft_loss(model, batch: dict):
-    """Mean token cross-entropy over the labelled (assistant) positions; multimodal features go in the forward."""
-    import torch
+def sft_dataset(data: TrainData):
+    """A ``datasets.Dataset`` of SFT rows (``row`` = TrainData index, ``id``) for TRL's SFTTrainer."""
+    from datasets import Dataset
 
-    from omni_mer.train.grpo import logits_from
-
-    labels = batch["labels"]
-    feed = {k: v for k, v in batch.items() if k != "labels"}
-    labelled = (labels != -100).any(0).nonzero()
-    start = max(0, int(labelled[0]) - 1) if len(labelled) else labels.shape[1] - 1
-    reset_rope_cache(model)
-    with logits_from(model, start):  # logits only where a label is predicted
-        logits = model(**feed, use_cache=False).logits
-    shift_logits = logits[:, :-1].float()
-    shift_labels = labels[:, start + 1:].to(shift_logits.device)
-    n = (shift_labels != -100).sum()
-    loss = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
-                                             shift_labels.reshape(-1), ignore_index=-100, reduction="sum")
-    return loss / n.clamp(min=1), int(n)
+    return Dataset.from_list([{"row": i, "id": clip_id} for i, clip_id in enumerate(data.ids())])
 
 
-class SFTTrainer(BaseTrainer):
-    """LoRA SFT on rendered rationales (omni_mer.train.data.sft_target) with the multimodal features."""
+class OmniSFTCollator:
+    """TRL data collator: rows → the thinker's inputs with video/audio features and assistant-only labels."""
 
-    stage = "sft"
+    def __init__(self, processor, data: TrainData, max_length: int | None = None) -> None:
+        self.processor = processor
+        self.data = data
+        self.max_length = max_length
 
-    def compute_loss(self, examples: list[TrainExample], step: int):
-        total, tokens = 0.0, 0
-        for ex in examples:  # one clip at a time: clips may need different use_audio_in_video flags
-            batch = to_device(sft_batch(self.processor, ex, self.cfg.media), self.accelerator.device, self.dtype)
-            loss, n = sft_loss(self.model, batch)
-            total = total + loss / len(examples)
-            tokens += n
-        return total, {"target_tokens": float(tokens)}
+    def __call__(self, rows: list[dict]) -> dict:
+        examples = [self.data[int(r["row"])] for r in rows]
+        batch = sft_batch(self.processor, examples, self.data.media)
+        length = int(batch["input_ids"].shape[1])
+        if self.max_length and length > self.max_length:  # a multimodal prompt cannot be cut: say so
+            raise ValueError(f"SFT sequence of {[ex.id for ex in examples]} is {length} tokens > max_length="
+                             f"{self.max_length}; raise max_length or lower max_frames / max_audio_seconds")
+        return dict(batch)
