@@ -29,7 +29,7 @@ class RecordingTranscriber:
         self.clips.append(clip)
         self.threads.append(threading.current_thread().name)
         if self.wait_for is not None:
-            self.overlapped = self.wait_for.wait(timeout=10)  # set by the face reader: both ran at once
+            self.overlapped = self.wait_for.wait(timeout=120)  # set by the face reader: both ran at once
         time.sleep(self.seconds)
         self.finished.set()
         return Transcript(language="en", text="I love this", segments=[Segment(0.0, 1.0, "I love this")],
@@ -62,6 +62,7 @@ def test_face_is_read_while_whisper_runs(video, monkeypatch):
     face_read = threading.Event()
     tr = RecordingTranscriber(wait_for=face_read)
     ex = _extractor(tr)
+    _ = ex.face, ex.prosody  # loaded before: only the reading overlaps Whisper
     real = ex.face.frame_probs
 
     def frame_probs(clip):

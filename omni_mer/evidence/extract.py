@@ -82,21 +82,24 @@ class EvidenceExtractor:
         """Evidence of every modality. ``transcript`` (an asr.Transcript) replaces the ASR: the media-level deletion
         test keeps the words while the audio is muted, or empties them while the audio stays
         (omni_mer.explain.media_deletion); a Future of one (``start_transcription``) is a transcription already
-        running. Whisper runs in its thread while the face is read here (the face needs no words). ``timings``
-        partition the wall time: "asr" is the wait for Whisper once the face is read."""
+        running. Whisper runs in its thread while the face and the prosody tracks are read here (neither needs the
+        words). ``timings`` partition the wall time: "asr" is the wait for Whisper once they are read."""
         timings: dict[str, float] = {}
         if transcript is None and not clip.audio_is_silent:
             transcript = self.start_transcription(clip)
         pending = transcript if isinstance(transcript, Future) else None
         has_frames = clip.has_video and len(clip.frames) > 0
-        t = time.perf_counter()
         try:
+            t = time.perf_counter()
             observed = self.face.frame_probs(clip) if has_frames else None
+            visual_s = time.perf_counter() - t
+            t = time.perf_counter()
+            tracks = None if clip.audio_is_silent else self.prosody.tracks(clip.audio, clip.sample_rate)
+            audio_s = time.perf_counter() - t
         except BaseException:
             if pending is not None:
                 pending.exception()  # let Whisper finish before the error leaves (the Transcriber is shared)
             raise
-        visual_s = time.perf_counter() - t
         t = time.perf_counter()
         if pending is not None:
             transcript = pending.result()
@@ -120,8 +123,8 @@ class EvidenceExtractor:
         if clip.audio_is_silent:
             audio_ev = ModalityEvidence.absent("audio", "no audio track" if not clip.has_audio else "silent audio")
         else:
-            audio_ev = self.prosody.analyze(clip, segments, language)
-        timings["audio"] = time.perf_counter() - t
+            audio_ev = self.prosody.analyze(clip, segments, language, tracks=tracks)
+        timings["audio"] = audio_s + time.perf_counter() - t
 
         t = time.perf_counter()
         if not has_frames:
