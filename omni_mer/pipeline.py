@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,24 +92,37 @@ class Pipeline:
         from omni_mer.media import decode
 
         path = Path(path)
+        transcription: list[Future] = []
+
+        def start_asr(heard: Clip) -> None:  # Whisper starts on the audio while the frames decode
+            if not heard.audio_is_silent:
+                transcription.append(self.extractor.start_transcription(heard))
+
         t = time.perf_counter()
-        clip = decode(path, self.media, clip_id=clip_id, language=language)
+        try:
+            clip = decode(path, self.media, clip_id=clip_id, language=language, on_audio=start_asr)
+        except BaseException:
+            for job in transcription:
+                job.exception()  # wait for it: the next clip must not find Whisper still busy
+            raise
         decode_s = time.perf_counter() - t
         for w in clip.warnings:
             log.warning("%s: %s", path.name, w)
-        return self.analyze_clip(clip, timings={"decode": decode_s})
+        return self.analyze_clip(clip, timings={"decode": decode_s},
+                                 transcript=transcription[0] if transcription else None)
 
     def analyze_clip(self, clip: Clip, evidence: Evidence | None = None,
-                     timings: dict[str, float] | None = None) -> Analysis:
+                     timings: dict[str, float] | None = None, transcript=None) -> Analysis:
         """evidence -> score -> explain on an already decoded (possibly perturbed) Clip.
 
-        ``evidence`` skips extraction (e.g. evidence edited by a perturbation); ``timings`` are carried over.
+        ``evidence`` skips extraction (e.g. evidence edited by a perturbation); ``timings`` are carried over;
+        ``transcript`` (an asr.Transcript, or the Future of one already running) replaces the ASR.
         """
         from omni_mer.explain import explain
 
         timings = dict(timings or {})
         if evidence is None:
-            evidence = self.extractor.extract(clip)
+            evidence = self.extractor.extract(clip, transcript=transcript)
             timings.update(evidence.timings)
 
         t = time.perf_counter()

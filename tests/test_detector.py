@@ -138,3 +138,46 @@ def test_frames_blurred_tells_the_truth(tmp_path, astronaut):
             assert p["faces"] + p["whole_frame"] + p["dropped"] == 2
         else:
             assert "frames_privacy" not in saved
+
+
+def _face_on_gray(astronaut) -> np.ndarray:
+    """The astronaut's face (with a margin) on a flat gray 320x320 canvas: nothing else for the detector to see."""
+    x, y, w, h = get_detector().raw(astronaut)[0].box
+    crop = astronaut[y - 20:y + h + 20, x - 20:x + w + 20]
+    canvas = np.full((320, 320, 3), 128, np.uint8)
+    canvas[60:60 + crop.shape[0], 100:100 + crop.shape[1]] = crop
+    return canvas
+
+
+def test_blur_skips_the_turned_passes_only_when_the_upright_pass_is_sure(astronaut):
+    from omni_mer.evidence.anonymize import _centerface_passes
+
+    det = get_detector()
+    sure = _face_on_gray(astronaut)
+    boxes, unsure, turned = _centerface_passes(sure, det)
+    assert not turned and unsure == 0 and len(boxes) == 1  # one face, no other trace: upright only
+    safe_frames, report = anonymize_frames([sure, astronaut])
+    safe = safe_frames[0]
+    assert [v.turned for v in report.verdicts] == [False, True]  # the astronaut's background leaves weak hints
+    assert report.to_dict()["turned_passes"] == 1
+    for k in range(4):
+        assert det.raw(np.ascontiguousarray(np.rot90(safe, k)), side=320, threshold=0.5) == []
+
+
+def test_every_real_face_leaves_a_hint_upright(real_frames):
+    """The premise of skipping the turned passes: a face, however turned or small, scores >= HINT_THRESHOLD (with a
+    2x margin) in the upright pass, so its frame goes through the turned passes unless the face is found upright."""
+    from omni_mer.evidence.anonymize import HINT_THRESHOLD, MIN_SIDE
+
+    det = get_detector()
+    for i, (frame, box) in enumerate(real_frames):
+        other, obox = real_frames[(i + 1) % len(real_frames)]
+        views = _views(frame, box, other, obox)
+        for px in (40, 24):
+            img, (sbox,) = fv.small(frame, box, px)
+            views[f"lying{px}"], views[f"upside-down{px}"] = fv.turned(img, sbox, 1), fv.turned(img, sbox, 2)
+        for name, (img, truth) in views.items():
+            found = det.raw(img, side=max(MIN_SIDE, max(img.shape[:2])), threshold=HINT_THRESHOLD)
+            for g in truth:
+                best = max([f.score for f in found if fv.hit(f.box, g) or fv.hit(g, f.box)] or [0.0])
+                assert best >= 2 * HINT_THRESHOLD, (name, i, best)

@@ -5,7 +5,9 @@ For each frame (``anonymize_frames``):
    the analysis threshold 0.5: blurring a non-face costs a little picture, missing a face leaks it): upright at the
    frame's own size (at least ``MIN_SIDE``), and on the frame turned 90°, 180° and 270° (``ROTATIONS``: lying,
    upside-down), boxes mapped back. Faces tilted up to ±45° and stretched 4:3 -> 16:9 are found upright
-   (docs/face.md). Every box is pixelated and blurred (face.blur_faces).
+   (docs/face.md). The turned passes are skipped when the upright pass is sure: no candidate down to
+   ``HINT_THRESHOLD`` (0.02) off the faces it found (every face measured, turned or small, left one >= 0.048).
+   Every box is pixelated and blurred (face.blur_faces).
 2. Clip consistency: a frame where nothing is found while other frames of the clip have faces gets the union of
    their boxes blurred too (a detector flicker must not leak a face that sits still).
 3. Unsure: a candidate scoring between ``UNSURE_THRESHOLD`` and ``BLUR_THRESHOLD`` anywhere -> the whole frame is
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 
 BLUR_THRESHOLD = 0.2
 UNSURE_THRESHOLD = 0.1
+# An upright candidate this weak, off the faces found, sends the frame through the turned passes. Every face of the
+# measured views scored >= 0.048 upright (scripts/face_detection_bench.py --hints, docs/face.md): 0.02 leaves 2.4x.
+HINT_THRESHOLD = 0.02
 MIN_SIDE = 320  # passes run at the frame's own size (saved frames are <= 448 px: MediaConfig.max_side), >= this
 ROTATED_SIDE = 320
 ROTATIONS = (90, 180, 270)
@@ -49,6 +54,7 @@ class FrameVerdict:
     method: str
     boxes: list[Box] = field(default_factory=list)
     unsure: int = 0
+    turned: bool = True  # the 90/180/270° passes ran (they are skipped when the upright pass is sure)
 
 
 @dataclass
@@ -62,7 +68,8 @@ class PrivacyReport:
         methods = [v.method for v in self.verdicts]
         return {"detector": self.detector, "frames": len(methods),
                 **{m.replace("-", "_"): methods.count(m) for m in ("faces", "no-face", "whole-frame", "dropped")},
-                "faces_blurred": int(sum(len(v.boxes) for v in self.verdicts))}
+                "faces_blurred": int(sum(len(v.boxes) for v in self.verdicts)),
+                "turned_passes": int(sum(v.turned for v in self.verdicts))}
 
     def as_json(self) -> list[dict]:
         return [asdict(v) for v in self.verdicts]
@@ -85,19 +92,27 @@ def _unrotate_box(box: Box, deg: int, h: int, w: int) -> Box:
     return (y, h - (x + bw), bh, bw)
 
 
-def _centerface_passes(frame: np.ndarray, det) -> tuple[list[Box], int]:
-    """(boxes >= BLUR_THRESHOLD over all passes, count of unsure candidates) with CenterFace."""
+def _centerface_passes(frame: np.ndarray, det) -> tuple[list[Box], int, bool]:
+    """(boxes >= BLUR_THRESHOLD over all passes, count of unsure candidates, whether the turned passes ran) with
+    CenterFace.
+
+    The turned passes run unless the upright one is sure: every candidate it scores >= ``HINT_THRESHOLD`` lies on
+    a face it found (>= BLUR_THRESHOLD). Every face of every view measured, lying and upside-down and small ones
+    included, scores >= 0.048 upright (docs/face.md), so a face the turned passes would find leaves a hint upright;
+    when they run, the result is what running them always gave."""
     h, w = frame.shape[:2]
-    boxes: list[Box] = []
-    weak: list[Box] = []
-    for deg in (0, *ROTATIONS):
-        img = frame if deg == 0 else _rotate(frame, deg)
-        side = max(MIN_SIDE, max(h, w)) if deg == 0 else min(ROTATED_SIDE, max(MIN_SIDE, max(h, w)))
-        for f in det.raw(img, side=side, threshold=UNSURE_THRESHOLD):
-            (boxes if f.score >= BLUR_THRESHOLD else weak).append(_unrotate_box(f.box, deg, h, w))
+    upright = det.raw(frame, side=max(MIN_SIDE, max(h, w)), threshold=HINT_THRESHOLD)
+    boxes: list[Box] = [f.box for f in upright if f.score >= BLUR_THRESHOLD]
+    weak: list[Box] = [f.box for f in upright if UNSURE_THRESHOLD <= f.score < BLUR_THRESHOLD]
+    hints = [f.box for f in upright if f.score < BLUR_THRESHOLD and not any(_inside(_centre(f.box), b) for b in boxes)]
+    if hints:
+        side = min(ROTATED_SIDE, max(MIN_SIDE, max(h, w)))
+        for deg in ROTATIONS:
+            for f in det.raw(_rotate(frame, deg), side=side, threshold=UNSURE_THRESHOLD):
+                (boxes if f.score >= BLUR_THRESHOLD else weak).append(_unrotate_box(f.box, deg, h, w))
     # a weak candidate on a face another pass found is that face, not an unsure spot
     unsure = sum(not any(_inside(_centre(c), b) for b in boxes) for c in weak)
-    return boxes, unsure
+    return boxes, unsure, bool(hints)
 
 
 def merge_boxes(boxes: list[Box], iou: float = 0.3) -> list[Box]:
@@ -131,7 +146,7 @@ def _callable_passes(frame: np.ndarray, detect: Detector) -> tuple[list[Box], in
     for deg in (0, *ROTATIONS):
         img = frame if deg == 0 else _rotate(frame, deg)
         boxes += [_unrotate_box(tuple(int(v) for v in list(b)[:4]), deg, h, w) for b in (detect(img) or [])]
-    return boxes, 0
+    return boxes, 0, True
 
 
 def whole_frame_blur(frame: np.ndarray) -> np.ndarray:
@@ -166,11 +181,11 @@ def anonymize_frames(frames: list[np.ndarray], detector: Detector | None = None
                 "none", [FrameVerdict("whole-frame") for _ in frames])
 
     found = [(_centerface_passes(f, det) if det is not None else _callable_passes(f, detector)) for f in frames]
-    found = [(merge_boxes(b), u) for b, u in found]
-    union = merge_boxes([b for boxes, _ in found for b in boxes])
+    found = [(merge_boxes(b), u, turned) for b, u, turned in found]
+    union = merge_boxes([b for boxes, _, _ in found for b in boxes])
     out: list[np.ndarray | None] = []
     verdicts: list[FrameVerdict] = []
-    for frame, (boxes, unsure) in zip(frames, found):
+    for frame, (boxes, unsure, turned) in zip(frames, found):
         use = boxes or union  # a face found elsewhere in the clip is blurred here too
         if unsure:
             safe, method = whole_frame_blur(frame), "whole-frame"
@@ -182,7 +197,8 @@ def anonymize_frames(frames: list[np.ndarray], detector: Detector | None = None
         if det is not None and method == "whole-frame" and _still_a_face(safe, det, BLUR_THRESHOLD):
             safe, method = None, "dropped"
         out.append(safe)
-        verdicts.append(FrameVerdict(method, [tuple(map(int, b)) for b in use] if method == "faces" else [], unsure))
+        verdicts.append(FrameVerdict(method, [tuple(map(int, b)) for b in use] if method == "faces" else [], unsure,
+                                     turned))
     report = PrivacyReport(name, verdicts)
     if any(v.method in ("whole-frame", "dropped") for v in verdicts):
         log.info("privacy: %s", report.to_dict())

@@ -110,6 +110,8 @@ class CenterFace:
         opts.log_severity_level = 3  # the file's BatchNorm counters trigger one warning per layer
         opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
+        # no spinning between calls: the detector runs beside Whisper's threads (Pipeline.analyze overlaps them)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(_dynamic_model(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnx/onnxruntime raise their own types; all mean "cannot load"

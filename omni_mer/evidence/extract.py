@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 from omni_mer.core.clip import Clip
@@ -28,6 +29,7 @@ class EvidenceExtractor:
         self._text = None
         self._prosody = None
         self._face = None
+        self._asr_pool: ThreadPoolExecutor | None = None
 
     @property
     def transcriber(self):
@@ -65,21 +67,49 @@ class EvidenceExtractor:
         """Load every model now (the demo and batch jobs do this once at start)."""
         _ = self.transcriber, self.text, self.prosody, self.face
 
+    def start_transcription(self, clip: Clip) -> Future:
+        """Whisper on ``clip``'s audio in the extractor's one ASR thread; the Future's result is an asr.Transcript.
+
+        Pipeline.analyze starts it as soon as the audio is decoded, so that the frames decode and the face is
+        read while Whisper runs (docs/performance.md: the work beyond the ASR floor overlaps it). One thread: the
+        Transcriber is not reentrant, and calls queue in order."""
+        transcriber = self.transcriber  # loaded here, in the caller's thread: a load error is raised at once
+        if self._asr_pool is None:
+            self._asr_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omni-mer-asr")
+        return self._asr_pool.submit(transcriber.transcribe, clip)
+
     def extract(self, clip: Clip, transcript=None) -> Evidence:
         """Evidence of every modality. ``transcript`` (an asr.Transcript) replaces the ASR: the media-level deletion
         test keeps the words while the audio is muted, or empties them while the audio stays
-        (omni_mer.explain.media_deletion)."""
+        (omni_mer.explain.media_deletion); a Future of one (``start_transcription``) is a transcription already
+        running. Whisper runs in its thread while the face and the prosody tracks are read here (neither needs the
+        words). ``timings`` partition the wall time: "asr" is the wait for Whisper once they are read."""
         timings: dict[str, float] = {}
+        if transcript is None and not clip.audio_is_silent:
+            transcript = self.start_transcription(clip)
+        pending = transcript if isinstance(transcript, Future) else None
+        has_frames = clip.has_video and len(clip.frames) > 0
+        try:
+            t = time.perf_counter()
+            observed = self.face.frame_probs(clip) if has_frames else None
+            visual_s = time.perf_counter() - t
+            t = time.perf_counter()
+            tracks = None if clip.audio_is_silent else self.prosody.tracks(clip.audio, clip.sample_rate)
+            audio_s = time.perf_counter() - t
+        except BaseException:
+            if pending is not None:
+                pending.exception()  # let Whisper finish before the error leaves (the Transcriber is shared)
+            raise
         t = time.perf_counter()
+        if pending is not None:
+            transcript = pending.result()
+        # the wall time spent waiting for Whisper: its own time (transcript.seconds) overlapped the face (and, from
+        # Pipeline.analyze, the frames' decoding), so the stages stay parts of the whole
+        timings["asr"] = time.perf_counter() - t
         if transcript is not None:
             language = transcript.language
-        elif clip.audio_is_silent:
-            transcript = None
-            language = clip.language or "en"
         else:
-            transcript = self.transcriber.transcribe(clip)
-            language = transcript.language
-        timings["asr"] = time.perf_counter() - t
+            language = clip.language or "en"
 
         t = time.perf_counter()
         if transcript is None or not transcript.text.strip():
@@ -93,15 +123,15 @@ class EvidenceExtractor:
         if clip.audio_is_silent:
             audio_ev = ModalityEvidence.absent("audio", "no audio track" if not clip.has_audio else "silent audio")
         else:
-            audio_ev = self.prosody.analyze(clip, segments, language)
-        timings["audio"] = time.perf_counter() - t
+            audio_ev = self.prosody.analyze(clip, segments, language, tracks=tracks)
+        timings["audio"] = audio_s + time.perf_counter() - t
 
         t = time.perf_counter()
-        if not clip.has_video or len(clip.frames) == 0:
+        if not has_frames:
             visual_ev = ModalityEvidence.absent("visual", "no video frames")
         else:
-            visual_ev = self.face.analyze(clip, language)
-        timings["visual"] = time.perf_counter() - t
+            visual_ev = self.face.analyze(clip, language, observed=observed)
+        timings["visual"] = visual_s + time.perf_counter() - t
 
         return Evidence(
             language=language,

@@ -390,12 +390,15 @@ class FaceAnalyzer:
         t = times[idx] if len(times) == len(frames) else idx / max(clip.fps, 1e-6)
         return t, probs, boxes
 
-    def analyze(self, clip: Clip, language: str) -> ModalityEvidence:
-        """Expression evidence; absent when the clip has no frames or no face in any frame."""
+    def analyze(self, clip: Clip, language: str, observed: tuple | None = None) -> ModalityEvidence:
+        """Expression evidence; absent when the clip has no frames or no face in any frame.
+
+        ``observed``: ``frame_probs(clip)`` computed beforehand (the extractor runs it while Whisper transcribes:
+        only the cues' wording needs the language)."""
         lang = "zh" if str(language).startswith("zh") else "en"
         if not clip.has_video or len(clip.frames) == 0:
             return ModalityEvidence.absent("visual", "no video frames")
-        times, probs, boxes = self.frame_probs(clip)
+        times, probs, boxes = observed if observed is not None else self.frame_probs(clip)
         found = ~np.isnan(probs[:, 0])
         n_face = int(found.sum())
         if n_face == 0:

@@ -224,15 +224,17 @@ class ProsodyAnalyzer:
         peaks, _ = find_peaks(e, prominence=2.0, distance=max(1, int(round(0.1 / self.hop_s))))
         return peaks[tr["voiced"][peaks]] if len(peaks) else peaks
 
-    def analyze(self, clip: Clip, segments: list[Segment] | None, language: str) -> ModalityEvidence:
-        """Prosody evidence; absent when there is no audio track or it is silent."""
+    def analyze(self, clip: Clip, segments: list[Segment] | None, language: str,
+                tracks: dict[str, np.ndarray] | None = None) -> ModalityEvidence:
+        """Prosody evidence; absent when there is no audio track or it is silent. ``tracks``: ``self.tracks`` of the
+        clip's audio computed beforehand (the extractor does while Whisper runs: only the rate needs the words)."""
         lang = "zh" if str(language).startswith("zh") else "en"
         if not clip.has_audio or len(clip.audio) == 0:
             return ModalityEvidence.absent("audio", "no audio track")
         if clip.audio_is_silent:
             return ModalityEvidence.absent("audio", "silent audio")
         sr = clip.sample_rate
-        tr = self.tracks(clip.audio, sr)
+        tr = tracks if tracks is not None else self.tracks(clip.audio, sr)
         active, voiced = tr["active"], tr["voiced"]
         hop = self.hop_s
         if float(np.max(tr["rms_db"])) < -60 or active.sum() * hop < 0.1:

@@ -18,6 +18,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -461,6 +462,7 @@ def decode(
     clip_id: str | None = None,
     language: str | None = None,
     include_video: bool = True,
+    on_audio: Callable[[Clip], None] | None = None,
 ) -> Clip:
     """Decode ``path`` into a Clip.
 
@@ -471,7 +473,9 @@ def decode(
     Clip. Raises MissingFileError, EmptyFileError, NotMediaError (text, directory), NoStreamError,
     CorruptMediaError (nothing usable) or DecodeTimeoutError; partial decodes keep what decoded and add a
     message to ``clip.warnings``. ``include_video=False`` skips the frames (the audio-only work, e.g. for the
-    benchmark's ASR-only floor); a file without audio then raises NoStreamError.
+    benchmark's ASR-only floor); a file without audio then raises NoStreamError. The audio is decoded first;
+    ``on_audio`` gets it as an audio-only Clip (same samples, same id and language) before the frames are decoded,
+    so the caller can start Whisper while they are (Pipeline.analyze).
     """
     path = Path(path)
     info = probe(path)  # typed errors for missing/empty/not-media/no-stream come from here
@@ -481,15 +485,6 @@ def decode(
     if not include_video and not info.has_audio:
         raise NoStreamError(path, "no audio stream (and video was not requested)")
     want_video = info.has_video and include_video
-    video = None
-    if want_video:
-        try:
-            video = _decode_video(path, media, deadline, warnings)
-        except (DecodeTimeoutError, CorruptMediaError, NotMediaError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a broken video stream must not lose the audio
-            warnings.add(DecodeWarning.STREAM_UNREADABLE, f"video stream unreadable: {exc}")
-            log.warning("%s: video stream unreadable: %s", path, exc)
     audio = None
     if info.has_audio:
         try:
@@ -500,6 +495,20 @@ def decode(
             warnings.add(DecodeWarning.STREAM_UNREADABLE, f"audio stream unreadable: {exc}")
             log.warning("%s: audio stream unreadable: %s", path, exc)
 
+    if on_audio is not None:
+        heard = Clip.from_audio(audio if audio is not None else np.zeros(0, np.float32), clip_id=clip_id if clip_id is not None else path.stem,
+                                language=language, has_audio=audio is not None and len(audio) > 0)
+        heard.path = path
+        on_audio(heard)
+    video = None
+    if want_video:
+        try:
+            video = _decode_video(path, media, deadline, warnings)
+        except (DecodeTimeoutError, CorruptMediaError, NotMediaError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken video stream must not lose the audio
+            warnings.add(DecodeWarning.STREAM_UNREADABLE, f"video stream unreadable: {exc}")
+            log.warning("%s: video stream unreadable: %s", path, exc)
     has_video = video is not None and len(video[0]) > 0
     has_audio = audio is not None and len(audio) > 0
     if not has_video and not has_audio:
