@@ -97,3 +97,22 @@ def test_a_few_finetuning_steps_change_the_tuned_layers(packed):
     base = np.frombuffer(bytes(packed._buf[e.offset:e.offset + e.nbytes]), np.uint8)
     assert not np.array_equal(adapter.tensors["l11.fi.w"], base)  # the 4-bit weights moved, not only biases
     assert not np.allclose(adapter.tensors["l11.fo.b"], packed.tensor("l11.fo.b"))
+
+
+def test_head_saved_with_its_encoder_and_without_a_stale_one(tmp_path):
+    from omni_mer.texthead.head import LanguageCalibration, TextHead, head_digest
+
+    rng = np.random.default_rng(0)
+    adapter = EncoderAdapter({"l11.fo.b": rng.normal(size=384).astype(np.float32)}, {"tuned_layers": [11]})
+    cal = {lang: LanguageCalibration((0.0,) * 5, 1.0) for lang in ("en", "zh")}
+    weights = dict(w1=rng.normal(size=(384, 4)), b1=np.zeros(4), w2=rng.normal(size=(4, 5)), b2=np.zeros(5))
+    with pytest.raises(ValueError, match="encoder adapter"):
+        TextHead(**weights, calibration=cal, encoder_id=E5_ID, encoder=adapter)
+    head = TextHead(**weights, calibration=cal, encoder_id=adapter.id, encoder=adapter)
+    head.save(tmp_path)
+    back = TextHead.load(tmp_path)
+    assert back.encoder.id == adapter.id and back.encoder.meta == {"tuned_layers": [11]}
+    with_encoder = head_digest(tmp_path)
+    TextHead(**weights, calibration=cal, encoder_id=E5_ID).save(tmp_path)  # a frozen-encoder head over it
+    assert not (tmp_path / "encoder.npz").exists() and TextHead.load(tmp_path).encoder is None
+    assert head_digest(tmp_path) != with_encoder

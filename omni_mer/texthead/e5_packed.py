@@ -19,6 +19,7 @@ Public API:
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -227,7 +228,7 @@ class PackedE5:
             data[e.offset:e.offset + e.nbytes] = raw
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".part")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.part")  # workers building it at once never share one
         tmp.write_bytes(bytes(data))
         tmp.replace(path)  # a killed build never leaves a half-written model behind
         return path

@@ -73,8 +73,8 @@ class TrainTextConfig:
                 "better on valid, docs/text_head.md)"})
     finetune_layers: int = field(default=4, metadata={
         "help": "top e5 layers fine-tuned (quantisation-aware) before the head is trained; 0 keeps the encoder frozen"})
-    finetune_epochs: int = field(default=2, metadata={"help": "passes over the train rows when fine-tuning e5"})
-    finetune_learning_rate: float = field(default=1e-4, metadata={"help": "AdamW peak learning rate of the tuned e5 "
+    finetune_epochs: int = field(default=3, metadata={"help": "passes over the train rows when fine-tuning e5"})
+    finetune_learning_rate: float = field(default=2e-4, metadata={"help": "AdamW peak learning rate of the tuned e5 "
                                                                            "layers (one-cycle)"})
     finetune_batch_size: int = field(default=32, metadata={"help": "rows per fine-tuning step"})
     language_feature: bool = field(default=False, metadata={"help": "give the head a one-hot of the language"})
