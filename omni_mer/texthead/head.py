@@ -7,7 +7,8 @@ CH-SIMS v2 annotators use the five classes with different frequencies. The class
 targets onto the ordinal neighbours (an optional expected-valence regression measured no better), and the fusion
 tilts the distribution along the class valences (``tilt``). Inference is numpy only (no torch import in the default job).
 
-Files (``save``/``load``): ``head.npz`` (weights, float32) and ``head.json`` (encoder id, calibration, provenance).
+Files (``save``/``load``): ``head.npz`` (weights, float32) and ``head.json`` (encoder id, calibration, provenance);
+with a fine-tuned encoder also ``encoder.npz`` + ``encoder.json`` (texthead/encoder.py's EncoderAdapter).
 
 Public API:
     LanguageCalibration(bias, temperature)        .apply(logits) -> probs
@@ -71,6 +72,7 @@ def head_digest(folder: str | Path) -> str | None:
     files = [Path(folder) / "head.npz", Path(folder) / "head.json"]
     if not all(f.is_file() for f in files):
         return None
+    files += [f for f in [Path(folder) / "encoder.npz"] if f.is_file()]
     return hashlib.sha1(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
 
 
@@ -103,6 +105,7 @@ class TextHead:
     empty_logits: np.ndarray = field(default_factory=lambda: np.zeros(N_CLASSES))  # the head on an empty transcript
     language_feature: bool = False  # the input also carries a one-hot of the transcript's language
     digest: str = "unsaved"  # short hash of the files it was loaded from (names the head in explanations)
+    encoder: object = None  # texthead.encoder.EncoderAdapter when the head was trained on a fine-tuned encoder
 
     def __post_init__(self) -> None:
         missing = [lang for lang in LANGUAGES if lang not in self.calibration]
@@ -112,6 +115,8 @@ class TextHead:
                 or self.b2.shape != (N_CLASSES,):
             raise ValueError(f"text head weight shapes disagree: w1 {self.w1.shape}, b1 {self.b1.shape}, "
                              f"w2 {self.w2.shape}, b2 {self.b2.shape}")
+        if self.encoder is not None and self.encoder.id != self.encoder_id:
+            raise ValueError(f"text head was trained on {self.encoder_id!r}; its encoder adapter is {self.encoder.id!r}")
 
     @property
     def dim(self) -> int:
@@ -152,10 +157,17 @@ class TextHead:
         tmp = folder / "head.json.tmp"
         tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
         tmp.replace(folder / "head.json")
+        if self.encoder is not None:
+            self.encoder.save(folder)
+        else:
+            for name in ("encoder.npz", "encoder.json"):  # a stale adapter must never pair with this head
+                (folder / name).unlink(missing_ok=True)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "TextHead":
+        from omni_mer.texthead.encoder import EncoderAdapter
+
         folder = Path(folder)
         try:
             info = json.loads((folder / "head.json").read_text(encoding="utf-8"))
@@ -168,6 +180,7 @@ class TextHead:
             cal = {k: LanguageCalibration(**v) for k, v in info["calibration"].items()}
             return cls(w1=w1, b1=b1, w2=w2, b2=b2, calibration=cal, encoder_id=info["encoder"],
                        meta=info.get("meta", {}), empty_logits=empty.astype(np.float64),
-                       language_feature=bool(info.get("language_feature", False)), digest=head_digest(folder))
+                       language_feature=bool(info.get("language_feature", False)), digest=head_digest(folder),
+                       encoder=EncoderAdapter.load(folder))
         except (OSError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{folder}: not a valid text head ({type(exc).__name__}: {exc})") from exc

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE = PROJECT_ROOT / ".cache" / "text-embeddings" / "embeddings.sqlite"
 # validation pools for the calibration and for selection: the datasets each language's targets are measured on
 CALIBRATION_DATASETS = {"en": ("mosei",), "zh": ("sims2",)}
+E5_LAYERS = 12  # multilingual-e5-small
 
 
 @dataclass
@@ -70,6 +71,12 @@ class TrainTextConfig:
     aux_weight: float = field(default=0.0, metadata={
         "help": "weight of the expected-valence regression on the continuous score (0: off; 0.5 measured no "
                 "better on valid, docs/text_head.md)"})
+    finetune_layers: int = field(default=4, metadata={
+        "help": "top e5 layers fine-tuned (quantisation-aware) before the head is trained; 0 keeps the encoder frozen"})
+    finetune_epochs: int = field(default=3, metadata={"help": "passes over the train rows when fine-tuning e5"})
+    finetune_learning_rate: float = field(default=2e-4, metadata={"help": "AdamW peak learning rate of the tuned e5 "
+                                                                           "layers (one-cycle)"})
+    finetune_batch_size: int = field(default=32, metadata={"help": "rows per fine-tuning step"})
     language_feature: bool = field(default=False, metadata={"help": "give the head a one-hot of the language"})
     ensemble: int = field(default=1, metadata={"help": "MLPs trained with seeds seed..seed+n-1, logits averaged"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -87,7 +94,13 @@ class TrainTextConfig:
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} {v}: must be in [0, 1)")
-        for name in ("hidden_size", "epochs", "batch_size", "threads", "ensemble"):
+        if not 0 <= self.finetune_layers <= E5_LAYERS:
+            raise ValueError(f"--finetune-layers {self.finetune_layers}: must be in [0, {E5_LAYERS}] "
+                             f"(multilingual-e5-small has {E5_LAYERS} layers)")
+        if self.finetune_learning_rate <= 0:
+            raise ValueError(f"--finetune-learning-rate {self.finetune_learning_rate}: must be > 0")
+        for name in ("hidden_size", "epochs", "batch_size", "threads", "ensemble", "finetune_epochs",
+                     "finetune_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
         from omni_mer.texthead.corpus import AUX_DATASETS
@@ -285,14 +298,6 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
     t0 = time.perf_counter()
     if examples is None:
         examples = load_corpus(cfg.data)
-    own_cache = None
-    if embed is None:
-        from omni_mer.texthead.encoder import E5Encoder, EmbeddingCache
-
-        own_cache = EmbeddingCache(cfg.cache, E5Encoder(threads=cfg.threads))
-        embed = lambda texts: own_cache.encode(texts, progress=True)  # noqa: E731
-    encoder_id = getattr(getattr(own_cache, "encoder", None), "id", "given")
-
     train = select(examples, split="train", datasets=cfg.train_dataset_list, langs=cfg.train_language_list,
                    translated=None if cfg.use_translations else False)
     if cfg.noise_fraction > 0:
@@ -310,6 +315,31 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
     if not train:
         raise ValueError(f"no train examples for datasets {cfg.train_dataset_list} in {cfg.train_language_list}")
     log.info("train-text: %d train examples (%s)", len(train), cfg.train_datasets)
+    ds_names = sorted({e.dataset for e in train})
+    d_idx = np.asarray([ds_names.index(e.dataset) for e in train])
+    y = _labels(train)
+    target = _smoothed_targets(y, cfg.neighbour_smoothing)
+    val = np.asarray([e.valence for e in train])
+    w = _weights(train, cfg)
+    if cfg.aux_dataset_list:
+        is_aux = np.asarray([e.dataset not in DATASETS for e in train])
+        w[is_aux] *= cfg.aux_scale
+        w /= w.mean()
+
+    own_cache, adapter, finetune_history = None, None, []
+    if embed is None:
+        from omni_mer.texthead.encoder import E5Encoder, EmbeddingCache
+
+        if cfg.finetune_layers > 0:
+            from omni_mer.texthead.finetune import finetune_encoder
+
+            pools = {lang: calibration_pool(examples, lang) for lang in cfg.train_language_list}
+            adapter, finetune_history = finetune_encoder(cfg, train, pools, w, target, d_idx)
+        own_cache = EmbeddingCache(cfg.cache, E5Encoder(threads=cfg.threads, adapter=adapter))
+        embed = lambda texts: own_cache.encode(texts, progress=True)  # noqa: E731
+    elif cfg.finetune_layers > 0:
+        log.info("train-text: embeddings given by the caller; --finetune-layers %d not applied", cfg.finetune_layers)
+    encoder_id = getattr(getattr(own_cache, "encoder", None), "id", "given")
     from omni_mer.texthead.head import head_inputs
 
     cache_by_text: dict[str, np.ndarray] = {}
@@ -325,17 +355,6 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
         return head_inputs(raw_of(exs), [e.lang for e in exs], cfg.language_feature)
 
     x = inputs_of(train)
-
-    ds_names = sorted({e.dataset for e in train})
-    d_idx = np.asarray([ds_names.index(e.dataset) for e in train])
-    y = _labels(train)
-    target = _smoothed_targets(y, cfg.neighbour_smoothing)
-    val = np.asarray([e.valence for e in train])
-    w = _weights(train, cfg)
-    if cfg.aux_dataset_list:
-        is_aux = np.asarray([e.dataset not in DATASETS for e in train])
-        w[is_aux] *= cfg.aux_scale
-        w /= w.mean()
 
     X, D, T = torch.from_numpy(x), torch.from_numpy(d_idx), torch.from_numpy(target.astype(np.float32))
     V, W = torch.from_numpy(val.astype(np.float32)), torch.from_numpy(w.astype(np.float32))
@@ -355,6 +374,9 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
         "n_train": len(train), "train_seconds": round(time.perf_counter() - t0, 1),
         "history": history if cfg.ensemble > 1 else history[0],
     }
+    if adapter is not None:
+        head.encoder = adapter
+        meta["encoder_finetune"] = {**adapter.meta, "history": finetune_history}
     head.meta = meta
     if cfg.language_feature:  # no language for "nothing said": the mean of the two readings
         head.empty_logits = np.mean([head.logits(embed([""]), lang)[0] for lang in LANGUAGES], axis=0)

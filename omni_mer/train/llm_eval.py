@@ -125,7 +125,7 @@ def _text_head_predictions(rows) -> list[str]:
     from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
 
     head = TextHead.load(DEFAULT_HEAD_DIR)
-    enc = E5Encoder(threads=2)
+    enc = E5Encoder(threads=2, adapter=head.encoder)
     return predict_labels(head, rows, enc.encode)
 
 
