@@ -61,7 +61,7 @@ def run_command(name: str, argv: Sequence[str], prog: str | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
-        print(usage(), file=sys.stderr)
+        emit(usage(), stderr=True)
         return 2
     name, rest = argv[0], argv[1:]
     if name in ("-h", "--help"):

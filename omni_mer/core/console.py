@@ -12,9 +12,10 @@ import sys
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def emit(text: str) -> None:
-    """A subcommand's report for the user on stdout (logs go to stderr); the one place the package prints."""
-    print(text, flush=True)
+def emit(text: str, stderr: bool = False) -> None:
+    """A subcommand's report for the user on stdout (``stderr``: a usage message on stderr; logs go there too);
+    the one place the package prints."""
+    print(text, file=sys.stderr if stderr else sys.stdout, flush=True)
 
 
 def user_error(prog: str, message: object) -> int:

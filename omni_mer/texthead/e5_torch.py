@@ -49,6 +49,17 @@ class E5Layer(nn.Module):
         self.fi, self.fo = nn.Linear(hidden, ffn), nn.Linear(ffn, hidden)
         self.oln = nn.LayerNorm(hidden, eps=eps)
 
+    @classmethod
+    def from_packed(cls, packed: PackedE5, index: int) -> "E5Layer":
+        """Layer ``index`` with the packed file's (dequantised) weights."""
+        c = packed.config
+        layer = cls(c.hidden, c.heads, c.ffn, c.eps)
+        for name in (*LINEAR_NAMES, "aln", "oln"):
+            module = getattr(layer, name)
+            module.weight.data = torch.from_numpy(packed.tensor(f"l{index}.{name}.w"))
+            module.bias.data = torch.from_numpy(packed.tensor(f"l{index}.{name}.b"))
+        return layer
+
     def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         lin = getattr(self, name)
         return F.linear(x, fake_quant_q4_0(lin.weight) if self.fake_quant else lin.weight, lin.bias)
@@ -80,16 +91,7 @@ class E5Torch(nn.Module):
         self.register_buffer("token_type", t("emb.type")[0])
         self.eln = nn.LayerNorm(c.hidden, eps=c.eps)
         self.eln.weight.data, self.eln.bias.data = t("emb.ln.w"), t("emb.ln.b")
-        self.layers = nn.ModuleList()
-        for i in range(c.layers):
-            layer = E5Layer(c.hidden, c.heads, c.ffn, c.eps)
-            for name in LINEAR_NAMES:
-                getattr(layer, name).weight.data = t(f"l{i}.{name}.w")
-                getattr(layer, name).bias.data = t(f"l{i}.{name}.b")
-            for name in ("aln", "oln"):
-                getattr(layer, name).weight.data = t(f"l{i}.{name}.w")
-                getattr(layer, name).bias.data = t(f"l{i}.{name}.b")
-            self.layers.append(layer)
+        self.layers = nn.ModuleList(E5Layer.from_packed(packed, i) for i in range(c.layers))
 
     @staticmethod
     def _mask(lengths: torch.Tensor, n: int) -> torch.Tensor:

@@ -29,12 +29,6 @@ from omni_mer.texthead.corpus import TextExample
 log = logging.getLogger(__name__)
 
 
-def _objective(y: np.ndarray, pred: np.ndarray) -> float:
-    from omni_mer.texthead.calibrate import objective
-
-    return float(objective(y, pred))
-
-
 def _layer_tensors(layer, index: int) -> dict[str, np.ndarray]:
     """What the engine file needs for one tuned layer: Q4_0 blocks of the matrices, float biases and norms."""
     from omni_mer.texthead.e5_packed import LINEAR_NAMES, quantize_q4_0
@@ -61,14 +55,14 @@ def finetune_encoder(cfg, train: list[TextExample], valid: dict[str, list[TextEx
     from torch import nn
     from tqdm.auto import tqdm
 
+    from omni_mer.texthead.calibrate import objective
     from omni_mer.texthead.e5_packed import PackedE5
-    from omni_mer.texthead.e5_torch import E5Torch, pad_batch
+    from omni_mer.texthead.e5_torch import E5Layer, E5Torch, pad_batch
     from omni_mer.texthead.encoder import E5_ID, EncoderAdapter
 
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     packed = PackedE5()
-    model = E5Torch(packed).eval()
     n_layers = packed.config.layers
     cut = n_layers - cfg.finetune_layers
     quiet = not log.isEnabledFor(logging.INFO)
@@ -84,6 +78,8 @@ def finetune_encoder(cfg, train: list[TextExample], valid: dict[str, list[TextEx
     todo = [t for t in texts if t not in cached]
     ids = {t: packed.token_ids(t) for t in tqdm(todo, desc="tokenize", unit="text", disable=quiet)}
     order = sorted(todo, key=lambda t: len(ids[t]))
+    # the whole encoder (its 96M-entry word table dequantised) only when some text's states are missing
+    model = E5Torch(packed).eval() if todo else None
     with torch.no_grad():
         for i in tqdm(range(0, len(order), 64), desc=f"e5 layers 1-{cut}", unit="batch", disable=quiet):
             part = order[i:i + 64]
@@ -100,8 +96,8 @@ def finetune_encoder(cfg, train: list[TextExample], valid: dict[str, list[TextEx
     ids = {t: cached[t][0] for t in texts}
     lower_seconds = time.perf_counter() - t0
 
-    top = nn.ModuleList(model.layers[cut:])
     del model
+    top = nn.ModuleList(E5Layer.from_packed(packed, i) for i in range(cut, n_layers))
     for layer in top:
         layer.fake_quant = True
     head = nn.Sequential(nn.Linear(packed.config.hidden, cfg.hidden_size), nn.GELU(approximate="tanh"),
@@ -129,7 +125,7 @@ def finetune_encoder(cfg, train: list[TextExample], valid: dict[str, list[TextEx
             for rows in valid.values():
                 pred = np.concatenate([head(embed([e.text for e in rows[i:i + 128]])).argmax(1).numpy()
                                        for i in range(0, len(rows), 128)])
-                vals.append(_objective(np.asarray([LABEL_INDEX[e.label5] for e in rows]), pred))
+                vals.append(float(objective(np.asarray([LABEL_INDEX[e.label5] for e in rows]), pred)))
         top.train()
         head.train()
         return float(np.mean(vals))
