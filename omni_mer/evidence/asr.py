@@ -335,15 +335,16 @@ class Transcriber:
         else:
             probs = {}
         language = hint or (max(probs, key=probs.get) if probs else "en")
-        if not hint and probs and abs(probs["en"] - probs["zh"]) < LANGUAGE_TIE_MARGIN:
+        avg_logprob = float(np.mean(logprobs)) if logprobs else None
+        top_two = sorted(probs.values())[-2:]
+        if not hint and len(top_two) == 2 and top_two[1] - top_two[0] < LANGUAGE_TIE_MARGIN:
             # A near tie flips with the CPU's int8 kernels: decode as the other language too and keep the
             # transcript the decoder is surer of (mean segment log-probability).
             other = next(lang for lang in LANGUAGES if lang != language)
             alt = self.transcribe(replace(clip, language=other))
-            mine = float(np.mean(logprobs)) if logprobs else -np.inf
-            if alt.text and alt.avg_logprob is not None and alt.avg_logprob > mine:
-                log.info("%s: language near a tie (%s); %s decodes surer (%.2f > %.2f)", clip.id, probs, other,
-                         alt.avg_logprob, mine)
+            if alt.avg_logprob is not None and (avg_logprob is None or alt.avg_logprob > avg_logprob):
+                log.info("%s: language near a tie (%s); %s decodes surer (%.2f > %s)", clip.id, probs, other,
+                         alt.avg_logprob, avg_logprob)
                 return replace(alt, language_probs=probs, seconds=time.perf_counter() - t0)
         full = _join(language, [s.text for s in segs])
         elapsed = time.perf_counter() - t0
@@ -352,7 +353,7 @@ class Transcriber:
             return Transcript.empty(language, probs, seconds=elapsed)
         return Transcript(language=language, text=full, segments=segs, words=words, language_probs=probs,
                           no_speech=False, seconds=elapsed,
-                          avg_logprob=float(np.mean(logprobs)) if logprobs else None)
+                          avg_logprob=avg_logprob)
 
 
 def _has_cjk(text: str) -> bool:
