@@ -293,6 +293,22 @@ def test_train_text_rejects_bad_values_in_one_line(tables, capsys):
     assert "imdb" in err and "valid:" in err and "Traceback" not in err
 
 
+def test_language_weights_set_each_languages_share_of_the_loss():
+    from omni_mer.texthead.corpus import TextExample
+    from omni_mer.texthead.train import TrainTextConfig, _weights
+
+    rows = [TextExample(id=str(i), dataset="mosei" if i < 6 else "sims2", lang="en" if i < 6 else "zh", text=str(i),
+                        label5=LABELS[i % 5], score=0.0, valence=0.0, split="train", translated=False)
+            for i in range(9)]
+    zh = np.asarray([e.lang == "zh" for e in rows])
+    for spec, share in (("", 0.5), ("zh=2", 2 / 3), ("en=3,zh=1", 0.25)):
+        w = _weights(rows, TrainTextConfig(language_weights=spec))
+        assert w[zh].sum() / w.sum() == pytest.approx(share)
+    for bad in ("fr=2", "zh=0", "zh", "zh=x"):
+        with pytest.raises(ValueError, match="--language-weights"):
+            TrainTextConfig(language_weights=bad)
+
+
 # --- the shipped head on the real tables (skipped without ../shared/data) -----------------------------------------
 
 @pytest.mark.skipif(not (DEFAULT_HEAD_DIR / "head.json").is_file(), reason="no shipped text head")

@@ -10,7 +10,7 @@ Model: multilingual-e5-small embedding (frozen, cached) -> Linear(384, hidden) -
   - + ``aux_weight`` x squared error of the expected class valence against the continuous score scaled to [-1, 1]
     (off by default: it did not raise the validation objective);
   - weighted so each class counts (``class_balance`` power of inverse frequency, per dataset) and both languages
-    weigh the same in total (``language_balance``).
+    weigh the same in total (``language_balance``; ``language_weights`` tilts that, e.g. ``zh=2``).
 Machine translations of the train rows are added as examples of the other language (``use_translations``), and a
 copy of some train rows with ASR-like noise (``noise_fraction``) teaches robustness to Whisper's slips. The epoch
 with the best validation objective (Acc-5 + UAR) / 2, averaged over the languages, is kept; the per-language
@@ -68,6 +68,9 @@ class TrainTextConfig:
     neighbour_smoothing: float = field(default=0.2, metadata={"help": "target mass moved to the ordinal neighbours"})
     class_balance: float = field(default=0.5, metadata={"help": "class weight = (1/frequency)^this, per dataset"})
     language_balance: bool = field(default=True, metadata={"help": "both languages weigh the same in the loss"})
+    language_weights: str = field(default="", metadata={
+        "help": "with --language-balance, relative total loss weight per language, e.g. 'zh=2' (Mandarin rows "
+                "weigh twice English ones in total; unnamed languages 1); empty: equal"})
     aux_weight: float = field(default=0.0, metadata={
         "help": "weight of the expected-valence regression on the continuous score (0: off; 0.5 measured no "
                 "better on valid, docs/text_head.md)"})
@@ -113,6 +116,23 @@ class TrainTextConfig:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
         if self.learning_rate <= 0:
             raise ValueError(f"--learning-rate {self.learning_rate}: must be > 0")
+        self.language_weight_map  # parses and validates --language-weights
+
+    @property
+    def language_weight_map(self) -> dict[str, float]:
+        """--language-weights as {language: relative weight}, every language of LANGUAGES present (default 1)."""
+        out = dict.fromkeys(LANGUAGES, 1.0)
+        for part in (p.strip() for p in self.language_weights.split(",") if p.strip()):
+            lang, sep, value = part.partition("=")
+            try:
+                weight = float(value) if sep else float("nan")
+            except ValueError:
+                weight = float("nan")
+            if lang.strip() not in LANGUAGES or not weight > 0:
+                raise ValueError(f"--language-weights {self.language_weights!r}: {part!r} must be LANG=WEIGHT with "
+                                 f"LANG one of {', '.join(LANGUAGES)} and WEIGHT > 0")
+            out[lang.strip()] = weight
+        return out
 
     @property
     def train_dataset_list(self) -> list[str]:
@@ -146,9 +166,11 @@ def _weights(examples: list[TextExample], cfg: TrainTextConfig) -> np.ndarray:
     if cfg.language_balance:
         langs = np.asarray([e.lang for e in examples])
         present = np.unique(langs)
+        share = cfg.language_weight_map
+        total = sum(share[lang] for lang in present)
         for lang in present:
             m = langs == lang
-            w[m] *= len(examples) / (len(present) * w[m].sum())
+            w[m] *= len(examples) * share[lang] / (total * w[m].sum())
     return w / w.mean()
 
 
