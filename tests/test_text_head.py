@@ -307,6 +307,8 @@ def test_language_weights_set_each_languages_share_of_the_loss():
     for bad in ("fr=2", "zh=0", "zh", "zh=x"):
         with pytest.raises(ValueError, match="--language-weights"):
             TrainTextConfig(language_weights=bad)
+    with pytest.raises(ValueError, match="needs --language-balance"):
+        TrainTextConfig(language_weights="zh=2", language_balance=False)
 
 
 # --- the shipped head on the real tables (skipped without ../shared/data) -----------------------------------------

@@ -116,6 +116,9 @@ class TrainTextConfig:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
         if self.learning_rate <= 0:
             raise ValueError(f"--learning-rate {self.learning_rate}: must be > 0")
+        if self.language_weights and not self.language_balance:
+            raise ValueError(f"--language-weights {self.language_weights!r} needs --language-balance (it tilts "
+                             "the balanced language shares); drop one of the two")
         self.language_weight_map  # parses and validates --language-weights
 
     @property
@@ -123,15 +126,15 @@ class TrainTextConfig:
         """--language-weights as {language: relative weight}, every language of LANGUAGES present (default 1)."""
         out = dict.fromkeys(LANGUAGES, 1.0)
         for part in (p.strip() for p in self.language_weights.split(",") if p.strip()):
-            lang, sep, value = part.partition("=")
+            lang, _, value = (s.strip() for s in part.partition("="))
             try:
-                weight = float(value) if sep else float("nan")
+                weight = float(value)  # "" (no "=") raises too
             except ValueError:
-                weight = float("nan")
-            if lang.strip() not in LANGUAGES or not weight > 0:
+                weight = 0.0
+            if lang not in LANGUAGES or not weight > 0:  # "not >" also rejects nan
                 raise ValueError(f"--language-weights {self.language_weights!r}: {part!r} must be LANG=WEIGHT with "
                                  f"LANG one of {', '.join(LANGUAGES)} and WEIGHT > 0")
-            out[lang.strip()] = weight
+            out[lang] = weight
         return out
 
     @property
