@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,23 +26,12 @@ import numpy as np
 from omni_mer.core.config import MediaConfig
 from omni_mer.evidence.anonymize import anonymize_frames
 from omni_mer.evidence.detector import DETECT_SIDE, get_detector
+from omni_mer.eval.bench import timed
 from omni_mer.evidence.face import FaceAnalyzer, _gray, crop_face
 from omni_mer.media import decode
 from omni_mer.report.thumbnails import SAVED_FRAMES, pick
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def timed(fn, warmup: int, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls, in seconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 class CountingDetector:

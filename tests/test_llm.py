@@ -148,6 +148,33 @@ def test_cached_label_scoring_equals_a_plain_forward(scorer, lang):
         np.testing.assert_allclose(got, _plain_label_logprobs(scorer, ev, keep, lang), atol=2e-4)
 
 
+def test_the_8_coalitions_in_one_padded_batch_equal_one_plain_forward_each(scorer):
+    """Explanations score all 8 coalitions in one forward: their suffixes differ in length, so the padding sits
+    between the cached head and each suffix; every row must still equal its own unpadded, uncached forward."""
+    from omni_mer.explain.shapley import COALITIONS
+
+    ev = evidence(face=False)  # the face line differs in length from the voice cue lines
+    clip = Clip.from_audio(np.zeros(16000, np.float32), clip_id="c", language="en")
+    got = scorer.score_coalitions(clip, ev, COALITIONS)
+    assert scorer.timings["prompts"] == 8 and scorer.timings["cached_tokens"] > 20
+    assert len({len(scorer.prompt_ids(ev, k, "en")) for k in COALITIONS}) > 2  # real padding in the batch
+    for keep, p in zip(COALITIONS, got):
+        want = _plain_label_logprobs(scorer, ev, keep, "en")
+        want = np.exp(want - want.max())
+        np.testing.assert_allclose(p, want / want.sum(), atol=2e-4)
+
+
+def test_many_prompts_group_by_language_and_score_duplicates_once(scorer):
+    evs = [evidence(language="en"), evidence(language="zh"), evidence(language="en"), evidence(language="zh")]
+    keeps = [ALL, frozenset({"text"}), ALL, frozenset({"audio"})]
+    langs = ["en", "zh", "en", "zh"]
+    got = scorer.label_logprobs_many(evs, keeps, langs)
+    assert got.shape == (4, len(LABELS)) and scorer.timings["forwards_unique"] == 3
+    np.testing.assert_array_equal(got[0], got[2])
+    for i in range(4):
+        np.testing.assert_allclose(got[i], _plain_label_logprobs(scorer, evs[i], keeps[i], langs[i]), atol=2e-4)
+
+
 def test_scorer_probabilities_depend_on_the_kept_evidence(scorer):
     ev = evidence()
     clip = Clip.from_audio(np.zeros(16000, np.float32), clip_id="c", language="en")

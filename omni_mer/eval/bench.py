@@ -28,6 +28,18 @@ log = logging.getLogger(__name__)
 SCALING_DURATIONS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0)
 
 
+def timed(fn, warmup: int = 0, repeats: int = 3) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls, in seconds (the scripts' timer)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 

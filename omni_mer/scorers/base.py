@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -30,33 +31,40 @@ def label_tails(tokenizer, think: str = "") -> tuple[list[int], list[list[int]]]
 
 
 def tail_logprobs(inner, lm_head, out, rests: list[list[int]], pad_id: int, prompt_len: int,
-                  position_ids=None) -> list[float]:
-    """Each label's summed log-probability of its remainder tokens ``rests`` after a prefill.
+                  position_ids=None, attention_mask=None) -> np.ndarray:
+    """Each label's summed log-probability of its remainder tokens ``rests`` after a prefill: (batch, len(rests)).
 
-    ``out`` is the inner model's output on the prompt + shared tail (hidden states and KV cache, ``prompt_len``
-    positions); the remainders run as one batched forward on that cache (``position_ids(prompt_len, n, k)`` gives
-    model-specific positions, e.g. Qwen2.5-Omni's 3-D rope). Only the needed positions get vocabulary logits."""
+    ``out`` is the inner model's output on the prompts + shared tail (hidden states and KV cache, ``prompt_len``
+    positions, every prompt ending at the last one); the remainders of all prompts run as one batched forward on
+    that cache. ``attention_mask`` (batch, prompt_len) marks padding inside the prompts; ``position_ids(prompt_len,
+    rows, k)`` gives the remainders' positions (rows = batch × len(rests), prompt-major), e.g. after padding or for
+    Qwen2.5-Omni's 3-D rope. Only the needed positions get vocabulary logits."""
     import torch
 
-    first = torch.log_softmax(lm_head(out.last_hidden_state[:, -1]).float(), dim=-1)[0]
-    scores = [float(first[r[0]]) for r in rests]
+    first = torch.log_softmax(lm_head(out.last_hidden_state[:, -1]).float(), dim=-1)
+    batch, n = first.shape[0], len(rests)
+    scores = first[:, [r[0] for r in rests]].double().cpu().numpy()
     longest = max(len(r) for r in rests)
     if longest > 1:
         device = out.last_hidden_state.device
         past = out.past_key_values
-        n, k = len(rests), longest - 1
-        past.batch_repeat_interleave(n)
+        k = longest - 1
+        past.batch_repeat_interleave(n)  # row b * n + i: prompt b, label i
         cont = torch.full((n, k), int(pad_id), dtype=torch.long)
         for i, r in enumerate(rests):
             if len(r) > 1:
                 cont[i, : len(r) - 1] = torch.tensor(r[:-1])
-        mask = torch.ones((n, prompt_len + k), dtype=torch.long, device=device)
-        extra = {} if position_ids is None else {"position_ids": position_ids(prompt_len, n, k)}
-        out2 = inner(input_ids=cont.to(device), attention_mask=mask, past_key_values=past, use_cache=False, **extra)
-        logp = torch.log_softmax(lm_head(out2.last_hidden_state).float(), dim=-1)
+        cont = cont.repeat(batch, 1)
+        head = (torch.ones((batch, prompt_len), dtype=torch.long) if attention_mask is None
+                else attention_mask.to("cpu", torch.long))
+        mask = torch.cat([head.repeat_interleave(n, dim=0), torch.ones((batch * n, k), dtype=torch.long)], dim=1)
+        extra = {} if position_ids is None else {"position_ids": position_ids(prompt_len, batch * n, k)}
+        out2 = inner(input_ids=cont.to(device), attention_mask=mask.to(device), past_key_values=past,
+                     use_cache=False, **extra)
+        logp = torch.log_softmax(lm_head(out2.last_hidden_state).float(), dim=-1).view(batch, n, k, -1)
         for i, r in enumerate(rests):
             for j in range(1, len(r)):
-                scores[i] += float(logp[i, j - 1, r[j]])
+                scores[:, i] += logp[:, i, j - 1, r[j]].double().cpu().numpy()
     return scores
 
 
@@ -75,6 +83,10 @@ class Scorer(ABC):
     @abstractmethod
     def score(self, clip: Clip, evidence: Evidence, keep: frozenset[str]) -> np.ndarray:
         """Return a float64 array of len(LABELS) summing to 1."""
+
+    def score_coalitions(self, clip: Clip, evidence: Evidence, keeps: Sequence[frozenset[str]]) -> list[np.ndarray]:
+        """``score`` for each coalition in ``keeps`` (explanations need all 8); a scorer overrides it to batch."""
+        return [self.score(clip, evidence, keep) for keep in keeps]
 
     def prior(self) -> np.ndarray:
         """The distribution used when nothing is known (also the label of files that fail)."""

@@ -9,6 +9,8 @@ per-label remainders run as a second forward on its KV cache.
 
 Prefix cache: the system turn and the head of every user turn are the same for every clip and every coalition of
 the explanation (8 per clip), so their KV cache is computed once per scorer and reused (copied) by each call.
+``score_coalitions`` scores the 8 coalitions in one batched forward on that cache (``label_logprobs_many``:
+suffixes left-padded after the head, identical prompts once), instead of 8 calls.
 
 ``generate`` writes ``<think>…</think><answer>…</answer>`` greedily; an invalid answer falls back to label scoring
 (``last_results[i].fallback``), as in the omni scorer.
@@ -48,7 +50,7 @@ class LLMScorer(Scorer):
 
     def __init__(self, model_path: str | None = None, adapter: str | None = None, max_new_tokens: int = 96,
                  device=None, dtype=None, score_think: str = "", batch_size: int = 4, model=None,
-                 tokenizer=None) -> None:
+                 tokenizer=None, score_batch_size: int = 8) -> None:
         if model is not None and tokenizer is not None:
             self.model, self.tokenizer = model, tokenizer
         else:
@@ -59,7 +61,8 @@ class LLMScorer(Scorer):
         self.model_path = str(model_path) if model_path else str(getattr(self.model.config, "_name_or_path", ""))
         self.adapter = str(adapter) if adapter else None
         self.max_new_tokens = int(max_new_tokens)
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = max(1, int(batch_size))  # generation
+        self.score_batch_size = max(1, int(score_batch_size))  # label scoring: the 8 coalitions of a clip at once
         self.score_think = score_think
         self._tails = label_tails(self.tokenizer, score_think)
         self._prefix: dict[str, tuple[list[int], object]] = {}  # language -> (ids, KV cache) of the shared head
@@ -82,8 +85,8 @@ class LLMScorer(Scorer):
         return list(self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True,
                                                        return_dict=True)["input_ids"])
 
-    def _shared_prefix(self, ids: list[int], language: str | None):
-        """(length, cache copy) of the cached prompt head of ``language`` when ``ids`` starts with it.
+    def _head(self, language: str | None) -> tuple[list[int], object]:
+        """(ids, KV cache) of the cached prompt head of ``language``, computed once.
 
         The head is the token prefix that two very different prompts of that language share (system turn, task,
         labels, format), minus its last token (a BPE merge at the boundary could differ for another clip)."""
@@ -105,36 +108,93 @@ class LLMScorer(Scorer):
                     cache = self._base().model(input_ids=torch.tensor([head], device=self.device),
                                                use_cache=True).past_key_values
             self._prefix[lang] = (head, cache)
-        head, cache = self._prefix[lang]
-        if head and len(ids) > len(head) and ids[: len(head)] == head:
-            return len(head), copy.deepcopy(cache)
-        return 0, None
+        return self._prefix[lang]
 
     # ------------------------------------------------------------------ scoring
-    def label_logprobs(self, evidence: Evidence | None, keep: frozenset[str], language: str | None = None) -> np.ndarray:
-        """Summed log-probabilities of each label's tokens after the teacher-forced answer prefix (len(LABELS),)."""
+    def _ids_logprobs(self, seqs: list[list[int]], language: str | None) -> np.ndarray:
+        """Label log-probabilities (len(seqs), len(LABELS)) of prompts of one language, in ONE batched forward.
+
+        The prompts' suffixes after the cached head are left-padded to one width, so the padding sits between the
+        head and each suffix: masked out, with each row's positions counting only its real tokens. The labels'
+        remainders then run for every prompt at once on that cache (``tail_logprobs``)."""
         import torch
 
-        keep = check_keep(keep)
-        t0 = time.perf_counter()
-        shared, rests = self._tails
-        ids = self.prompt_ids(evidence, keep, language) + list(shared)
-        start, past = self._shared_prefix(ids, language)
+        head, cache = self._head(language)
+        if not all(len(ids) > len(head) and ids[: len(head)] == head for ids in seqs):
+            head, cache = [], None
+        h = len(head)
+        tails = [ids[h:] for ids in seqs]
+        width = max(len(t) for t in tails)
+        pad = int(self.tokenizer.pad_token_id)
+        x = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.ones((len(seqs), h + width), dtype=torch.long)
+        pos = torch.full((len(seqs), width), h, dtype=torch.long)
+        for i, t in enumerate(tails):
+            gap = width - len(t)
+            x[i, gap:] = torch.tensor(t)
+            mask[i, h: h + gap] = 0
+            pos[i, gap:] = torch.arange(h, h + len(t))
+        ends = torch.tensor([h + len(t) for t in tails])  # each row's next position
+        past = None
+        if cache is not None:
+            past = copy.deepcopy(cache)
+            past.batch_repeat_interleave(len(seqs))
         base = self._base()
+        n_labels = len(self._tails[1])
+
+        def tail_positions(_prompt_len: int, rows: int, k: int):
+            return (ends.repeat_interleave(n_labels).view(rows, 1) + torch.arange(k).view(1, k)).to(self.device)
+
         with torch.inference_mode():
-            x = torch.tensor([ids[start:]], device=self.device)
-            out = base.model(input_ids=x, past_key_values=past, use_cache=True)
-            scores = tail_logprobs(base.model, base.lm_head, out, rests, self.tokenizer.pad_token_id, len(ids))
-        self.timings = {"forward_s": time.perf_counter() - t0, "prompt_tokens": float(len(ids)),
-                        "cached_tokens": float(start)}
-        return np.asarray(scores, dtype=np.float64)
+            out = base.model(input_ids=x.to(self.device), attention_mask=mask.to(self.device),
+                             position_ids=pos.to(self.device), past_key_values=past, use_cache=True)
+            return tail_logprobs(base.model, base.lm_head, out, self._tails[1], pad, h + width, tail_positions,
+                                 attention_mask=mask)
+
+    def label_logprobs_many(self, evidences: list[Evidence | None], keeps: list[frozenset[str]],
+                            languages: list[str | None]) -> np.ndarray:
+        """Summed log-probabilities of each label's tokens after the teacher-forced answer prefix, for many prompts
+        (len(evidences), len(LABELS)): identical prompts are scored once, each language's in batched forwards of
+        ``score_batch_size`` on its cached head."""
+        from omni_mer.llm.prompt import prompt_language
+
+        t0 = time.perf_counter()
+        shared = list(self._tails[0])
+        seqs = [self.prompt_ids(ev, check_keep(k), lang) + shared for ev, k, lang in zip(evidences, keeps, languages)]
+        unique: dict[tuple[str, tuple[int, ...]], int] = {}
+        for ids, lang in zip(seqs, languages):
+            unique.setdefault((prompt_language(lang), tuple(ids)), len(unique))
+        scores = np.zeros((len(unique), len(LABELS)))
+        for lang in sorted({key[0] for key in unique}):
+            keys = [key for key in unique if key[0] == lang]
+            for s in range(0, len(keys), self.score_batch_size):
+                chunk = keys[s: s + self.score_batch_size]
+                scores[[unique[key] for key in chunk]] = self._ids_logprobs([list(key[1]) for key in chunk], lang)
+        head_len = {lang: len(self._head(lang)[0]) for lang in {key[0] for key in unique}}
+        self.timings = {"forward_s": time.perf_counter() - t0, "prompts": float(len(seqs)),
+                        "forwards_unique": float(len(unique)), "prompt_tokens": float(np.mean([len(x) for x in seqs])),
+                        "cached_tokens": float(np.mean([head_len[prompt_language(lang)] for lang in languages]))}
+        return scores[[unique[(prompt_language(lang), tuple(ids))] for ids, lang in zip(seqs, languages)]]
+
+    def label_logprobs(self, evidence: Evidence | None, keep: frozenset[str], language: str | None = None) -> np.ndarray:
+        """Summed log-probabilities of each label's tokens after the teacher-forced answer prefix (len(LABELS),)."""
+        return self.label_logprobs_many([evidence], [keep], [language])[0]
+
+    @staticmethod
+    def _softmax(lp: np.ndarray) -> np.ndarray:
+        p = np.exp(lp - lp.max(axis=-1, keepdims=True))
+        return p / p.sum(axis=-1, keepdims=True)
 
     def score(self, clip: Clip, evidence: Evidence, keep: frozenset[str]) -> np.ndarray:
         """Probabilities over LABELS (sum 1) using only the modalities in ``keep``."""
-        lp = self.label_logprobs(evidence, keep, (evidence.language if evidence else None) or clip.language)
-        lp = lp - lp.max()
-        p = np.exp(lp)
-        return p / p.sum()
+        return self._softmax(self.label_logprobs(evidence, keep, (evidence.language if evidence else None)
+                                                 or clip.language))
+
+    def score_coalitions(self, clip: Clip, evidence: Evidence, keeps) -> list[np.ndarray]:
+        """``score`` of every coalition in one batched forward on the shared prefix cache (explanations: 8)."""
+        lang = (evidence.language if evidence else None) or clip.language
+        lp = self.label_logprobs_many([evidence] * len(keeps), list(keeps), [lang] * len(keeps))
+        return list(self._softmax(lp))
 
     # ------------------------------------------------------------------ generation
     def generate_texts(self, prompts: list[list[int]]) -> list[str]:

@@ -139,7 +139,7 @@ class OmniScorer(Scorer):
                 return pos.expand(3, n, k)
 
             scores = tail_logprobs(base.model, base.lm_head, out, rests, self.processor.tokenizer.pad_token_id,
-                                   int(feed["attention_mask"].shape[1]), rope_positions)
+                                   int(feed["attention_mask"].shape[1]), rope_positions)[0]
         reset_rope_deltas(self.model)  # never leak cached deltas into the next call
         t2 = time.perf_counter()
         self.timings = {"inputs_s": t1 - t0, "forward_s": t2 - t1}
