@@ -8,7 +8,7 @@ Evidence is extracted once per clip by the default extractor and is not timed; e
 times per clip after one warm-up, and the report gives the median over clips of each clip's median.
 
     PYTHONPATH=$PWD .venv/bin/python scripts/llm_scoring_speed.py --input ../shared/data/clips \
-        [--model qwen2.5-coder-0.5b] [--adapter DIR] [--limit 12] [--repeats 3] [--json out.json]
+        [--model qwen2.5-coder-0.5b] [--adapter DIR] [--limit 12] [--repeats 3] [--dtype auto] [--json out.json]
 """
 
 from __future__ import annotations
@@ -38,13 +38,15 @@ def main(argv=None) -> int:
     ap.add_argument("--adapter", default=None)
     ap.add_argument("--limit", type=int, default=12, help="first N clips by name (default: %(default)s)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dtype", default="auto", help="auto (bfloat16 where the CPU computes it natively), float32, "
+                                                    "bfloat16")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     paths = sorted(p for p in args.input.iterdir() if p.suffix.lower() in MEDIA_EXTENSIONS)[: args.limit]
     if not paths:
         ap.error(f"no media files in {args.input}")
     extractor, media = EvidenceExtractor(), MediaConfig()
-    scorer = LLMScorer(args.model, adapter=args.adapter)
+    scorer = LLMScorer(args.model, adapter=args.adapter, dtype=args.dtype)
     full = frozenset(MODALITIES)
     rows = []
     for p in paths:
@@ -68,6 +70,7 @@ def main(argv=None) -> int:
     summary = {k: statistics.median(r[k] for r in rows) for k in ("one_s", "coalitions_looped_s",
                                                                    "coalitions_batched_s", "prompt_tokens_mean")}
     summary.update({"clips": len(rows), "threads": torch.get_num_threads(), "model": scorer.version(),
+                    "dtype": str(next(scorer.model.parameters()).dtype).removeprefix("torch."),
                     "max_abs_prob_diff": max(r["max_abs_prob_diff"] for r in rows)})
     print(json.dumps(summary, indent=1))
     if args.json:

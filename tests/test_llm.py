@@ -119,7 +119,7 @@ def tiny_llm(tmp_path_factory):
 def scorer(tiny_llm):
     from omni_mer.scorers.llm import LLMScorer
 
-    return LLMScorer(str(tiny_llm), max_new_tokens=8)
+    return LLMScorer(str(tiny_llm), max_new_tokens=8, dtype="float32")  # exact comparisons on any CPU
 
 
 def _plain_label_logprobs(scorer, ev, keep, lang) -> np.ndarray:
@@ -148,20 +148,59 @@ def test_cached_label_scoring_equals_a_plain_forward(scorer, lang):
         np.testing.assert_allclose(got, _plain_label_logprobs(scorer, ev, keep, lang), atol=2e-4)
 
 
-def test_the_8_coalitions_in_one_padded_batch_equal_one_plain_forward_each(scorer):
-    """Explanations score all 8 coalitions in one forward: their suffixes differ in length, so the padding sits
-    between the cached head and each suffix; every row must still equal its own unpadded, uncached forward."""
+def test_the_8_coalitions_batched_equal_one_plain_forward_each(scorer):
+    """Explanations score the 8 coalitions in batches on the cached head: every row must equal its own unpadded,
+    uncached forward, and so must each row of one batch padded to the longest (the padding sits between the cached
+    head and each suffix)."""
     from omni_mer.explain.shapley import COALITIONS
 
     ev = evidence(face=False)  # the face line differs in length from the voice cue lines
     clip = Clip.from_audio(np.zeros(16000, np.float32), clip_id="c", language="en")
     got = scorer.score_coalitions(clip, ev, COALITIONS)
     assert scorer.timings["prompts"] == 8 and scorer.timings["cached_tokens"] > 20
-    assert len({len(scorer.prompt_ids(ev, k, "en")) for k in COALITIONS}) > 2  # real padding in the batch
-    for keep, p in zip(COALITIONS, got):
-        want = _plain_label_logprobs(scorer, ev, keep, "en")
-        want = np.exp(want - want.max())
-        np.testing.assert_allclose(p, want / want.sum(), atol=2e-4)
+    want = [_plain_label_logprobs(scorer, ev, keep, "en") for keep in COALITIONS]
+    for p, w in zip(got, want):
+        w = np.exp(w - w.max())
+        np.testing.assert_allclose(p, w / w.sum(), atol=2e-4)
+    shared = list(scorer._tails[0])
+    seqs = [scorer.prompt_ids(ev, keep, "en") + shared for keep in COALITIONS]
+    assert len({len(s) for s in seqs}) > 2  # real padding in the one batch below
+    np.testing.assert_allclose(scorer._ids_logprobs(seqs, "en"), np.stack(want), atol=2e-4)
+
+
+def test_inference_dtype_is_bf16_only_where_the_cpu_computes_it_natively(tmp_path, monkeypatch):
+    import torch
+
+    from omni_mer.llm import model as llm_model
+
+    with_bf16, without = tmp_path / "bf16", tmp_path / "plain"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
+    assert llm_model.cpu_has_native_bf16(with_bf16) and not llm_model.cpu_has_native_bf16(without)
+    assert not llm_model.cpu_has_native_bf16(tmp_path / "missing")  # not Linux: fp32
+    monkeypatch.setattr(llm_model, "cpu_has_native_bf16", lambda: False)
+    assert llm_model.inference_dtype("auto", "cpu") is torch.float32
+    monkeypatch.setattr(llm_model, "cpu_has_native_bf16", lambda: True)
+    assert llm_model.inference_dtype("auto", "cpu") is torch.bfloat16
+    assert llm_model.inference_dtype("float32", "cpu") is torch.float32
+    with pytest.raises(ValueError, match="float16.*valid values are auto, float32, bfloat16"):
+        llm_model.inference_dtype("float16")
+
+
+def test_bfloat16_scoring_stays_close_to_float32(tiny_llm, scorer):
+    import torch
+
+    from omni_mer.explain.shapley import COALITIONS
+    from omni_mer.scorers.llm import LLMScorer
+
+    bf16 = LLMScorer(str(tiny_llm), max_new_tokens=8, dtype="bfloat16")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    ev = evidence()
+    clip = Clip.from_audio(np.zeros(16000, np.float32), clip_id="c", language="en")
+    got, want = bf16.score_coalitions(clip, ev, COALITIONS), scorer.score_coalitions(clip, ev, COALITIONS)
+    for p, q in zip(got, want):
+        assert p.dtype == np.float64 and abs(p.sum() - 1) < 1e-9
+        np.testing.assert_allclose(p, q, atol=0.05)
 
 
 def test_many_prompts_group_by_language_and_score_duplicates_once(scorer):
@@ -205,3 +244,16 @@ def test_llm_backend_is_a_choice_of_predict_and_demo():
     from omni_mer.pipeline import BACKENDS
 
     assert "llm" in BACKENDS
+
+
+def test_length_batches_keep_padding_within_budget():
+    from omni_mer.scorers.llm import length_batches
+
+    lengths = [10, 130, 12, 120, 60, 11, 125, 58]
+    batches = length_batches(lengths, lambda n: n, max_rows=8, padding=0.25)
+    assert sorted(n for b in batches for n in b) == sorted(lengths)  # every item once
+    for b in batches:
+        assert len(b) * max(b) <= 1.25 * sum(b)
+    assert [len(b) for b in batches] == [3, 2, 3]  # the short, middle and long coalitions apart
+    assert length_batches(lengths, lambda n: n, max_rows=2, padding=10.0) == [[10, 11], [12, 58], [60, 120],
+                                                                             [125, 130]]

@@ -140,11 +140,14 @@ def test_eval_llm_on_fixed_test_subsets(tmp_path):
         out = tmp_path / f"eval{i}.json"
         assert cli_main(["eval-llm", "--model", str(tiny), "--data-dir", str(TEXT_DATA), "--datasets", "mosei",
                          "sims2", "--per-dataset", "3", "--gen-per-dataset", "1", "--max-new-tokens", "4",
-                         "--out", str(out)]) == 0
+                         "--dtype", "float32", "--out", str(out)]) == 0
         outs.append(json.loads(out.read_text()))
     assert outs[0]["ids"] == outs[1]["ids"] and len(outs[0]["ids"]["mosei"]) == 3
     all_ = outs[0]["datasets"]["all"]
     assert all_["n"] == 6 and all_["n_generated"] == 2 and 0 <= all_["acc5"] <= 1 and "confusion" in all_
     assert set(outs[0]["per_reward_mean"]) == {"format", "accuracy_ordinal", "grounding", "language"}
+    assert outs[0]["compute_dtype"] == "float32"
     with pytest.raises(SystemExit):
         cli_main(["eval-llm", "--per-dataset", "2", "--gen-per-dataset", "5"])
+    with pytest.raises(SystemExit):
+        cli_main(["eval-llm", "--dtype", "float16"])

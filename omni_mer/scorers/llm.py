@@ -43,6 +43,26 @@ def _probe_evidence(language: str) -> Evidence:
                     visual=ModalityEvidence("visual", True, cues=[Cue("visual", 0.0, 1.0, "x", 0.0, 0.1, "x")]))
 
 
+PADDING_BUDGET = 0.25  # a batch may hold at most this share of padding tokens
+
+
+def length_batches(items: list, length, max_rows: int, padding: float = PADDING_BUDGET) -> list[list]:
+    """``items`` in batches of similar ``length(item)``: shortest first, a batch grows while its padded size
+    (rows x longest) stays within ``1 + padding`` times its real tokens and it has at most ``max_rows`` rows.
+
+    The 8 coalition prompts of a clip range from ~10 to ~130 tokens after the cached head; padding them all to the
+    longest spent more on padding than batching saved (measured in bf16: 4.8 s batched vs 4.3 s looped)."""
+    batches: list[list] = []
+    for item in sorted(items, key=length):
+        n = length(item)
+        b = batches[-1] if batches else None
+        if b is not None and len(b) < max_rows and (len(b) + 1) * n <= (1 + padding) * (sum(map(length, b)) + n):
+            b.append(item)
+        else:
+            batches.append([item])
+    return batches
+
+
 class LLMScorer(Scorer):
     """Scorer backed by a local text-only Qwen2 causal LM (optionally with a LoRA adapter)."""
 
@@ -54,8 +74,10 @@ class LLMScorer(Scorer):
         if model is not None and tokenizer is not None:
             self.model, self.tokenizer = model, tokenizer
         else:
-            from omni_mer.llm.model import load_llm
+            from omni_mer.llm.model import inference_dtype, load_llm
 
+            if dtype is None or isinstance(dtype, str):  # "auto" / "float32" / "bfloat16"
+                dtype = inference_dtype(dtype or "auto", device)
             self.model, self.tokenizer = load_llm(model_path, adapter, device=device, dtype=dtype)
         self.tokenizer.padding_side = "left"
         self.model_path = str(model_path) if model_path else str(getattr(self.model.config, "_name_or_path", ""))
@@ -154,8 +176,8 @@ class LLMScorer(Scorer):
     def label_logprobs_many(self, evidences: list[Evidence | None], keeps: list[frozenset[str]],
                             languages: list[str | None]) -> np.ndarray:
         """Summed log-probabilities of each label's tokens after the teacher-forced answer prefix, for many prompts
-        (len(evidences), len(LABELS)): identical prompts are scored once, each language's in batched forwards of
-        ``score_batch_size`` on its cached head."""
+        (len(evidences), len(LABELS)): identical prompts are scored once, each language's in batched forwards on its
+        cached head (``length_batches``: at most ``score_batch_size`` prompts of similar length each)."""
         from omni_mer.llm.prompt import prompt_language
 
         t0 = time.perf_counter()
@@ -167,8 +189,8 @@ class LLMScorer(Scorer):
         scores = np.zeros((len(unique), len(LABELS)))
         for lang in sorted({key[0] for key in unique}):
             keys = [key for key in unique if key[0] == lang]
-            for s in range(0, len(keys), self.score_batch_size):
-                chunk = keys[s: s + self.score_batch_size]
+            head = len(self._head(lang)[0])  # padding is counted on what runs: the suffixes after the cached head
+            for chunk in length_batches(keys, lambda key: len(key[1]) - head, self.score_batch_size):
                 scores[[unique[key] for key in chunk]] = self._ids_logprobs([list(key[1]) for key in chunk], lang)
         head_len = {lang: len(self._head(lang)[0]) for lang in {key[0] for key in unique}}
         self.timings = {"forward_s": time.perf_counter() - t0, "prompts": float(len(seqs)),

@@ -33,6 +33,8 @@ class LLMEvalConfig:
     gen_per_dataset: int = field(default=30, metadata={"help": "of those, rows whose answer is also generated"})
     row_seed: int = field(default=0, metadata={"help": "seed of the fixed subset"})
     max_new_tokens: int = field(default=96, metadata={"help": "generation budget"})
+    dtype: str = field(default="auto", metadata={
+        "help": "compute dtype: auto (bfloat16 on a GPU or a CPU with native bf16, else float32), float32, bfloat16"})
     reward_funcs: list[str] = field(default_factory=lambda: ["format", "accuracy_ordinal", "grounding", "language"],
                                     metadata={"help": "rewards averaged over the generations"})
     reward_weights: list[float] | None = field(default=None, metadata={"help": "their weights (default 1 each)"})
@@ -44,6 +46,10 @@ class LLMEvalConfig:
             v = getattr(self, name)
             if isinstance(v, str):
                 setattr(self, name, [s for s in v.replace(",", " ").split() if s])
+        from omni_mer.llm.model import INFERENCE_DTYPES
+
+        if self.dtype not in INFERENCE_DTYPES:
+            raise ValueError(f"--dtype {self.dtype!r}: valid values are {', '.join(INFERENCE_DTYPES)}")
         if self.per_dataset < 1 or not 0 <= self.gen_per_dataset <= self.per_dataset:
             raise ValueError(f"need per_dataset >= 1 and 0 <= gen_per_dataset <= per_dataset "
                              f"(got {self.per_dataset}, {self.gen_per_dataset})")
@@ -65,7 +71,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
 
     rows = load_rows(cfg.data_dir, "test", cfg.datasets, cfg.per_dataset, cfg.row_seed)
     t0 = time.perf_counter()
-    scorer = LLMScorer(cfg.model, adapter=cfg.adapter, max_new_tokens=cfg.max_new_tokens)
+    scorer = LLMScorer(cfg.model, adapter=cfg.adapter, max_new_tokens=cfg.max_new_tokens, dtype=cfg.dtype)
     load_s = time.perf_counter() - t0
     preds, secs = [], []
     for i, r in enumerate(rows):
@@ -76,6 +82,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
         if (i + 1) % 50 == 0:
             log.info("scored %d/%d rows (%.2f s/row)", i + 1, len(rows), float(np.mean(secs)))
     result: dict = {"config": asdict(cfg), "load_seconds": round(load_s, 1),
+                    "compute_dtype": str(next(scorer.model.parameters()).dtype).removeprefix("torch."),
                     "score_seconds_per_row": round(float(np.mean(secs)), 3), "datasets": {}}
     gen_rows = [r for name in cfg.datasets for r in [x for x in rows if x.dataset == name][: cfg.gen_per_dataset]]
     gen: dict[str, dict] = {}
