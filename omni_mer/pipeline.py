@@ -38,12 +38,13 @@ def resolve_backend(backend: str, model: str | None) -> str:
 
 def build_scorer(backend: str, model: str | None = None, adapter: str | None = None,
                  media: MediaConfig | None = None, calibration: Path | None = None,
-                 max_new_tokens: int = 256) -> Scorer:
+                 max_new_tokens: int = 256, llm_dtype: str = "auto") -> Scorer:
+    """The scorer of ``backend`` (``llm_dtype``: the llm backend's compute dtype, omni_mer.llm.model.inference_dtype)."""
     backend = resolve_backend(backend, model)
     if backend == "llm":
         from omni_mer.scorers.llm import LLMScorer
 
-        return LLMScorer(model, adapter=adapter, max_new_tokens=min(max_new_tokens, 128))
+        return LLMScorer(model, adapter=adapter, max_new_tokens=min(max_new_tokens, 128), dtype=llm_dtype)
     if backend == "omni":
         from omni_mer.scorers.omni import OmniScorer
 
@@ -80,9 +81,9 @@ class Pipeline:
     @classmethod
     def build(cls, backend: str = "auto", model: str | None = None, adapter: str | None = None,
               media: MediaConfig | None = None, calibration: Path | None = None,
-              max_new_tokens: int = 256) -> "Pipeline":
+              max_new_tokens: int = 256, llm_dtype: str = "auto") -> "Pipeline":
         media = media or MediaConfig()
-        return cls(build_scorer(backend, model, adapter, media, calibration, max_new_tokens), media)
+        return cls(build_scorer(backend, model, adapter, media, calibration, max_new_tokens, llm_dtype), media)
 
     def warm_up(self) -> None:
         self.extractor.warm_up()

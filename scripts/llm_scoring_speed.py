@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     from omni_mer.eval.bench import timed
     from omni_mer.evidence.extract import EvidenceExtractor
     from omni_mer.explain.shapley import COALITIONS
+    from omni_mer.llm.model import INFERENCE_DTYPES
     from omni_mer.media import decode
     from omni_mer.scorers.base import Scorer
     from omni_mer.scorers.llm import LLMScorer
@@ -38,8 +39,8 @@ def main(argv=None) -> int:
     ap.add_argument("--adapter", default=None)
     ap.add_argument("--limit", type=int, default=12, help="first N clips by name (default: %(default)s)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dtype", default="auto", help="auto (bfloat16 where the CPU computes it natively), float32, "
-                                                    "bfloat16")
+    ap.add_argument("--dtype", default="auto", choices=INFERENCE_DTYPES,
+                    help="auto = bfloat16 where the CPU computes it natively, else float32")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     paths = sorted(p for p in args.input.iterdir() if p.suffix.lower() in MEDIA_EXTENSIONS)[: args.limit]
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     summary = {k: statistics.median(r[k] for r in rows) for k in ("one_s", "coalitions_looped_s",
                                                                    "coalitions_batched_s", "prompt_tokens_mean")}
     summary.update({"clips": len(rows), "threads": torch.get_num_threads(), "model": scorer.version(),
-                    "dtype": str(next(scorer.model.parameters()).dtype).removeprefix("torch."),
+                    "dtype": str(scorer.dtype).removeprefix("torch."),
                     "max_abs_prob_diff": max(r["max_abs_prob_diff"] for r in rows)})
     print(json.dumps(summary, indent=1))
     if args.json:

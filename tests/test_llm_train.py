@@ -129,7 +129,7 @@ def test_real_qwen25_05b_lora_moves_in_a_few_steps(tmp_path):
 
 
 @needs_text
-def test_eval_llm_on_fixed_test_subsets(tmp_path):
+def test_eval_llm_on_fixed_test_subsets(tmp_path, capsys):
     """eval-llm: the same fixed test rows every time, Acc-5/UAR/confusion, format/parse rates and rewards."""
     from omni_mer.cli import main as cli_main
     from omni_mer.llm.model import build_tiny_llm
@@ -151,3 +151,4 @@ def test_eval_llm_on_fixed_test_subsets(tmp_path):
         cli_main(["eval-llm", "--per-dataset", "2", "--gen-per-dataset", "5"])
     with pytest.raises(SystemExit):
         cli_main(["eval-llm", "--dtype", "float16"])
+    assert "--dtype 'float16': valid values are auto, float32, bfloat16" in capsys.readouterr().err

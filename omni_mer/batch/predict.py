@@ -26,6 +26,7 @@ from omni_mer.core.config import MEDIA_EXTENSIONS, MediaConfig
 from omni_mer.batch.journal import Journal
 from omni_mer.batch.stop import StopSignals, die_with_parent
 from omni_mer.core.errors import EmptyInputError, JobInterrupted, MediaError, OutputError
+from omni_mer.llm.model import INFERENCE_DTYPES
 from omni_mer.report.files import write_folder_manifest, write_predictions, write_transcriptions
 
 log = logging.getLogger("omni_mer.batch.predict")
@@ -51,6 +52,7 @@ class PredictConfig:
     timeout_s: float = 300.0  # per file, model loading excluded
     language: str = "auto"  # spoken-language hint for every file: auto | en | zh
     max_new_tokens: int = 256  # omni backend: length budget of the generated rationale
+    llm_dtype: str = "auto"  # llm backend: compute dtype (omni_mer.llm.model.INFERENCE_DTYPES)
     allow_empty: bool = False  # an input folder with no files: error (default) or write an empty result
     media: MediaConfig = field(default_factory=MediaConfig)
 
@@ -65,6 +67,8 @@ class PredictConfig:
             raise ValueError(f"--timeout {self.timeout_s} must be > 0")
         if self.language not in LANGUAGE_CHOICES:
             raise ValueError(f"--language {self.language!r} is not one of {', '.join(LANGUAGE_CHOICES)}")
+        if self.llm_dtype not in INFERENCE_DTYPES:
+            raise ValueError(f"--llm-dtype {self.llm_dtype!r} is not one of {', '.join(INFERENCE_DTYPES)}")
         if self.adapter and self.backend == "lite":
             raise ValueError("--adapter is a LoRA adapter for --backend omni or llm; it means nothing to --backend lite")
 
@@ -279,7 +283,8 @@ def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: s
 def _build_pipeline(cfg: PredictConfig):
     from omni_mer.pipeline import Pipeline
 
-    pipeline = Pipeline.build(cfg.backend, cfg.model, cfg.adapter, cfg.media, cfg.calibration, cfg.max_new_tokens)
+    pipeline = Pipeline.build(cfg.backend, cfg.model, cfg.adapter, cfg.media, cfg.calibration, cfg.max_new_tokens,
+                              cfg.llm_dtype)
     pipeline.warm_up()
     return pipeline
 
@@ -616,6 +621,9 @@ def build_parser(prog: str = "omni-mer predict") -> argparse.ArgumentParser:
                     help="spoken language of every file, when known (default: detect per file, English or Mandarin)")
     ap.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens,
                     help="omni backend: tokens generated for the rationale")
+    ap.add_argument("--llm-dtype", default=d.llm_dtype, choices=INFERENCE_DTYPES,
+                    help="llm backend: compute dtype; auto = bfloat16 on a GPU or a CPU with native bf16 "
+                         "(about 2x faster there), else float32 (docs/llm.md)")
     ap.add_argument("--allow-empty", action="store_true",
                     help="an input folder with no files writes an empty result instead of failing")
     ap.add_argument("--fps", type=float, default=d.media.fps, help="frames sampled per second")
@@ -629,7 +637,7 @@ def config_from_args(args: argparse.Namespace) -> PredictConfig:
         backend=args.backend, model=args.model, adapter=args.adapter, calibration=args.calibration,
         workers=args.workers, resume=args.resume, id_with_ext=args.id_with_ext, blur=not args.no_blur,
         save_audio=args.save_audio, timeout_s=args.timeout, language=args.language,
-        max_new_tokens=args.max_new_tokens, allow_empty=args.allow_empty,
+        max_new_tokens=args.max_new_tokens, llm_dtype=args.llm_dtype, allow_empty=args.allow_empty,
         media=MediaConfig(fps=args.fps, max_frames=args.max_frames),
     )
 

@@ -30,6 +30,8 @@ SCALING_DURATIONS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0)
 
 def timed(fn, warmup: int = 0, repeats: int = 3) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls, in seconds (the scripts' timer)."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"timed: repeats {repeats} must be >= 1 and warmup {warmup} >= 0")
     for _ in range(warmup):
         fn()
     times = []

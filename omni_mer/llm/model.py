@@ -41,8 +41,9 @@ INFERENCE_DTYPES = ("auto", "float32", "bfloat16")
 
 
 def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
-    """Whether the CPU computes bfloat16 dot products natively (x86 ``avx512_bf16`` / ``amx_bf16``). Elsewhere
-    bf16 matmuls are emulated and slower than fp32, so an unreadable ``cpuinfo`` (not Linux) answers False."""
+    """Whether the CPU computes bfloat16 dot products natively, read from x86 Linux's ``flags`` (``avx512_bf16`` /
+    ``amx_bf16``). Anything else answers False (fp32), the safe default: other x86 CPUs emulate bf16 slower than
+    fp32, and other platforms (an unreadable ``cpuinfo``, aarch64's ``Features``) are not measured here."""
     try:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -53,8 +54,8 @@ def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
 
 def inference_dtype(choice: str = "auto", device=None):
     """The torch dtype label scoring and generation run in: ``auto`` is bfloat16 on a GPU and on a CPU with native
-    bf16 (2.3x faster than fp32 for the 0.5B here, label probabilities within ~0.04: docs/llm.md), else float32.
-    Training does not use this: its recipes set the dtype (fp32 on CPU)."""
+    bf16 (about twice as fast as fp32 there; speed and probability differences in docs/llm.md), else float32.
+    Training does not use this: it loads through ``load_llm``'s default (fp32 on CPU) or its recipe's dtype."""
     import torch
 
     if choice not in INFERENCE_DTYPES:

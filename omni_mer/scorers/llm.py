@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -94,6 +95,11 @@ class LLMScorer(Scorer):
 
     # ------------------------------------------------------------------ helpers
     @property
+    def dtype(self):
+        """The torch dtype the model computes in."""
+        return next(self.model.parameters()).dtype
+
+    @property
     def device(self):
         return next(self.model.parameters()).device
 
@@ -133,8 +139,9 @@ class LLMScorer(Scorer):
         return self._prefix[lang]
 
     # ------------------------------------------------------------------ scoring
-    def _ids_logprobs(self, seqs: list[list[int]], language: str | None) -> np.ndarray:
-        """Label log-probabilities (len(seqs), len(LABELS)) of prompts of one language, in ONE batched forward.
+    def _ids_logprobs(self, seqs: list[list[int]], language: str | None) -> tuple[np.ndarray, int]:
+        """Label log-probabilities (len(seqs), len(LABELS)) of prompts of one language, in ONE batched forward, and
+        how many of their tokens came from the cached head (0 when a prompt does not start with it).
 
         The prompts' suffixes after the cached head are left-padded to one width, so the padding sits between the
         head and each suffix: masked out, with each row's positions counting only its real tokens. The labels'
@@ -171,7 +178,7 @@ class LLMScorer(Scorer):
             out = base.model(input_ids=x.to(self.device), attention_mask=mask.to(self.device),
                              position_ids=pos.to(self.device), past_key_values=past, use_cache=True)
             return tail_logprobs(base.model, base.lm_head, out, self._tails[1], pad, h + width, tail_positions,
-                                 attention_mask=mask)
+                                 attention_mask=mask), h
 
     def label_logprobs_many(self, evidences: list[Evidence | None], keeps: list[frozenset[str]],
                             languages: list[str | None]) -> np.ndarray:
@@ -180,23 +187,31 @@ class LLMScorer(Scorer):
         cached head (``length_batches``: at most ``score_batch_size`` prompts of similar length each)."""
         from omni_mer.llm.prompt import prompt_language
 
+        if not len(evidences) == len(keeps) == len(languages):
+            raise ValueError(f"label_logprobs_many needs one keep and one language per evidence (got "
+                             f"{len(evidences)} evidences, {len(keeps)} keeps, {len(languages)} languages)")
+        if not evidences:
+            return np.zeros((0, len(LABELS)))
         t0 = time.perf_counter()
         shared = list(self._tails[0])
-        seqs = [self.prompt_ids(ev, check_keep(k), lang) + shared for ev, k, lang in zip(evidences, keeps, languages)]
+        seqs = [self.prompt_ids(ev, check_keep(k), lang) + shared
+                for ev, k, lang in zip(evidences, keeps, languages, strict=True)]
         unique: dict[tuple[str, tuple[int, ...]], int] = {}
-        for ids, lang in zip(seqs, languages):
+        for ids, lang in zip(seqs, languages, strict=True):
             unique.setdefault((prompt_language(lang), tuple(ids)), len(unique))
         scores = np.zeros((len(unique), len(LABELS)))
+        cached = np.zeros(len(unique))
         for lang in sorted({key[0] for key in unique}):
             keys = [key for key in unique if key[0] == lang]
             head = len(self._head(lang)[0])  # padding is counted on what runs: the suffixes after the cached head
             for chunk in length_batches(keys, lambda key: len(key[1]) - head, self.score_batch_size):
-                scores[[unique[key] for key in chunk]] = self._ids_logprobs([list(key[1]) for key in chunk], lang)
-        head_len = {lang: len(self._head(lang)[0]) for lang in {key[0] for key in unique}}
+                rows = [unique[key] for key in chunk]
+                scores[rows], cached[rows] = self._ids_logprobs([list(key[1]) for key in chunk], lang)
+        order = [unique[(prompt_language(lang), tuple(ids))] for ids, lang in zip(seqs, languages, strict=True)]
         self.timings = {"forward_s": time.perf_counter() - t0, "prompts": float(len(seqs)),
                         "forwards_unique": float(len(unique)), "prompt_tokens": float(np.mean([len(x) for x in seqs])),
-                        "cached_tokens": float(np.mean([head_len[prompt_language(lang)] for lang in languages]))}
-        return scores[[unique[(prompt_language(lang), tuple(ids))] for ids, lang in zip(seqs, languages)]]
+                        "cached_tokens": float(np.mean(cached[order]))}
+        return scores[order]
 
     def label_logprobs(self, evidence: Evidence | None, keep: frozenset[str], language: str | None = None) -> np.ndarray:
         """Summed log-probabilities of each label's tokens after the teacher-forced answer prefix (len(LABELS),)."""
@@ -212,8 +227,9 @@ class LLMScorer(Scorer):
         return self._softmax(self.label_logprobs(evidence, keep, (evidence.language if evidence else None)
                                                  or clip.language))
 
-    def score_coalitions(self, clip: Clip, evidence: Evidence, keeps) -> list[np.ndarray]:
-        """``score`` of every coalition in one batched forward on the shared prefix cache (explanations: 8)."""
+    def score_coalitions(self, clip: Clip, evidence: Evidence, keeps: Sequence[frozenset[str]]) -> list[np.ndarray]:
+        """``score`` of every coalition, batched on the shared prefix cache (explanations: 8; see
+        ``label_logprobs_many``)."""
         lang = (evidence.language if evidence else None) or clip.language
         lp = self.label_logprobs_many([evidence] * len(keeps), list(keeps), [lang] * len(keeps))
         return list(self._softmax(lp))

@@ -82,7 +82,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
         if (i + 1) % 50 == 0:
             log.info("scored %d/%d rows (%.2f s/row)", i + 1, len(rows), float(np.mean(secs)))
     result: dict = {"config": asdict(cfg), "load_seconds": round(load_s, 1),
-                    "compute_dtype": str(next(scorer.model.parameters()).dtype).removeprefix("torch."),
+                    "compute_dtype": str(scorer.dtype).removeprefix("torch."),
                     "score_seconds_per_row": round(float(np.mean(secs)), 3), "datasets": {}}
     gen_rows = [r for name in cfg.datasets for r in [x for x in rows if x.dataset == name][: cfg.gen_per_dataset]]
     gen: dict[str, dict] = {}
