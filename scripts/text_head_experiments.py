@@ -24,7 +24,7 @@ from omni_mer.eval.metrics import classification_metrics
 from omni_mer.texthead.corpus import load_corpus, select
 from omni_mer.texthead.encoder import E5Encoder, EmbeddingCache
 from omni_mer.texthead.evaluate import predict_labels
-from omni_mer.texthead.train import DEFAULT_CACHE, TrainTextConfig, train_head
+from omni_mer.texthead.train import DEFAULT_CACHE, TrainTextConfig, train_head, validation_objective
 
 REPORT = {"MOSEI": ("mosei", "en"), "SIMSv2": ("sims2", "zh")}
 
@@ -44,6 +44,13 @@ VARIANTS = {
     "MOSEI + SIMSv2 only": {"train_datasets": "mosei,sims2"},
     "Mandarin weighs 1.5x": {"language_weights": "zh=1.5"},
     "Mandarin weighs 2x": {"language_weights": "zh=2"},
+    "Mandarin weighs 3x": {"language_weights": "zh=3"},
+    "weight decay 0.1": {"weight_decay": 0.1},
+    "dropout 0.5": {"dropout": 0.5},
+    "learning rate 3e-4": {"learning_rate": 3e-4},
+    "hidden 64": {"hidden_size": 64},
+    "en rows only (native + translated)": {"train_languages": "en"},
+    "zh rows only (native + translated)": {"train_languages": "zh"},
 }
 
 
@@ -54,6 +61,15 @@ def _report(head, examples, embed) -> dict:
         m = classification_metrics([e.label5 for e in test], predict_labels(head, test, embed))
         out[name] = {"acc5": round(m["acc5"], 4), "uar": round(m["uar"], 4), "n": m["n"]}
     return out
+
+
+def _valid_by_language(head, examples, embed) -> dict:
+    """Each trained language's validation objective on its own calibration pool (a specialist head is compared
+    with the joint head's share for that language)."""
+    langs = [x.strip() for x in head.meta["config"]["train_languages"].split(",") if x.strip()]
+    logits_of = lambda exs: head.logits(embed([e.text for e in exs]), [e.lang for e in exs])  # noqa: E731
+    return {f"valid_objective_{lang}": round(validation_objective(logits_of, examples, head.calibration, (lang,)), 4)
+            for lang in langs}
 
 
 def logistic_floor(examples, embed, balanced: bool, data: str) -> dict:
@@ -107,6 +123,7 @@ def main() -> int:
         t0 = time.perf_counter()
         head, meta = train_head(replace(base, **change), examples, embed)
         results[name] = {**_report(head, examples, embed), "valid_objective": round(meta["valid_objective"], 4),
+                         **_valid_by_language(head, examples, embed),
                          "best_epoch": meta["best_epoch"], "seconds": round(time.perf_counter() - t0, 1)}
         print(name, results[name], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
