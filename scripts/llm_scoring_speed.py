@@ -2,7 +2,7 @@
 
 - ``one``: one label-scoring call with every modality (the label alone);
 - ``coalitions_looped``: the 8 coalitions of an explanation as 8 calls (how explain() scored before);
-- ``coalitions_batched``: the 8 coalitions as one batched forward on the shared prefix cache (explain() now).
+- ``coalitions_batched``: the 8 coalitions batched on the shared prefix cache (``score_coalitions``, explain() now).
 
 Evidence is extracted once per clip by the default extractor and is not timed; every method runs ``--repeats``
 times per clip after one warm-up, and the report gives the median over clips of each clip's median.

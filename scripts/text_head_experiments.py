@@ -63,10 +63,9 @@ def _report(head, examples, embed) -> dict:
     return out
 
 
-def _valid_by_language(head, examples, embed) -> dict:
+def _valid_by_language(head, langs: list[str], examples, embed) -> dict:
     """Each trained language's validation objective on its own calibration pool (a specialist head is compared
     with the joint head's share for that language)."""
-    langs = [x.strip() for x in head.meta["config"]["train_languages"].split(",") if x.strip()]
     logits_of = lambda exs: head.logits(embed([e.text for e in exs]), [e.lang for e in exs])  # noqa: E731
     return {f"valid_objective_{lang}": round(validation_objective(logits_of, examples, head.calibration, (lang,)), 4)
             for lang in langs}
@@ -121,9 +120,10 @@ def main() -> int:
         if only and name not in only:
             continue
         t0 = time.perf_counter()
-        head, meta = train_head(replace(base, **change), examples, embed)
+        cfg = replace(base, **change)
+        head, meta = train_head(cfg, examples, embed)
         results[name] = {**_report(head, examples, embed), "valid_objective": round(meta["valid_objective"], 4),
-                         **_valid_by_language(head, examples, embed),
+                         **_valid_by_language(head, cfg.train_language_list, examples, embed),
                          "best_epoch": meta["best_epoch"], "seconds": round(time.perf_counter() - t0, 1)}
         print(name, results[name], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

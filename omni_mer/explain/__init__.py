@@ -75,10 +75,9 @@ def _matters(coal: dict[frozenset[str], np.ndarray], m: str, atol: float = 1e-9)
 def explain(clip: Clip, evidence: Evidence, scorer: Scorer, generated: str | None = None) -> Explanation:
     """Explain the scorer's prediction for one clip.
 
-    Scores each of the 8 modality coalitions exactly once (``Scorer.score_coalitions``: one batch where the scorer
-    can), then derives the label, exact Shapley values
-    (predicted-label probability and expected valence), counterfactual labels, top cues and a checked
-    rationale: ``generated`` (omni) is kept when its answer equals the label, else a rendered one is used.
+    Scores each of the 8 modality coalitions exactly once (``Scorer.score_coalitions``: batched where the scorer
+    can), then derives the label, exact Shapley values (predicted-label probability and expected valence),
+    counterfactual labels, top cues and a checked rationale: ``generated`` (omni) is kept when its answer equals the label, else a rendered one is used.
     """
     t0 = time.perf_counter()
     scored = scorer.score_coalitions(clip, evidence, COALITIONS)

@@ -40,6 +40,13 @@ def resolve_model_dir(model: str | Path | None) -> Path:
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16")
 
 
+def default_device() -> str:
+    """Where a model runs when no device is given: the GPU when there is one."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """Whether the CPU computes bfloat16 dot products natively, read from x86 Linux's ``flags`` (``avx512_bf16`` /
     ``amx_bf16``). Anything else answers False (fp32), the safe default: other x86 CPUs emulate bf16 slower than
@@ -62,23 +69,25 @@ def inference_dtype(choice: str = "auto", device=None):
         raise ValueError(f"dtype {choice!r}: valid values are {', '.join(INFERENCE_DTYPES)}")
     if choice != "auto":
         return getattr(torch, choice)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if torch.device(device).type == "cuda" or cpu_has_native_bf16():
+    if torch.device(device or default_device()).type == "cuda" or cpu_has_native_bf16():
         return torch.bfloat16
     return torch.float32
 
 
 def load_llm(model: str | Path | None = None, adapter: str | Path | None = None, device=None, dtype=None):
-    """``(model, tokenizer)`` in eval mode; ``adapter`` (a peft LoRA folder) is applied on top when given."""
+    """``(model, tokenizer)`` in eval mode; ``adapter`` (a peft LoRA folder) is applied on top when given.
+
+    ``dtype``: a torch dtype; one of INFERENCE_DTYPES (``inference_dtype``: inference); None = bfloat16 on a GPU,
+    float32 on a CPU (training's default)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model_dir(model)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype is None:
+    device = device or default_device()
+    if isinstance(dtype, str):
+        dtype = inference_dtype(dtype, device)
+    elif dtype is None:
         dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     tokenizer.padding_side = "left"

@@ -9,8 +9,8 @@ per-label remainders run as a second forward on its KV cache.
 
 Prefix cache: the system turn and the head of every user turn are the same for every clip and every coalition of
 the explanation (8 per clip), so their KV cache is computed once per scorer and reused (copied) by each call.
-``score_coalitions`` scores the 8 coalitions in one batched forward on that cache (``label_logprobs_many``:
-suffixes left-padded after the head, identical prompts once), instead of 8 calls.
+``score_coalitions`` scores the 8 coalitions in batched forwards on that cache (``label_logprobs_many``: identical
+prompts once, prompts of similar length together, suffixes left-padded after the head), instead of 8 calls.
 
 ``generate`` writes ``<think>…</think><answer>…</answer>`` greedily; an invalid answer falls back to label scoring
 (``last_results[i].fallback``), as in the omni scorer.
@@ -31,6 +31,7 @@ from omni_mer.core.answer import parse_answer
 from omni_mer.core.labels import LABELS
 from omni_mer.llm.prompt import llm_messages
 from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep, label_tails, tail_logprobs
+from omni_mer.texthead.head import softmax
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,10 @@ class LLMScorer(Scorer):
         if model is not None and tokenizer is not None:
             self.model, self.tokenizer = model, tokenizer
         else:
-            from omni_mer.llm.model import inference_dtype, load_llm
+            from omni_mer.llm.model import load_llm
 
-            if dtype is None or isinstance(dtype, str):  # "auto" / "float32" / "bfloat16"
-                dtype = inference_dtype(dtype or "auto", device)
-            self.model, self.tokenizer = load_llm(model_path, adapter, device=device, dtype=dtype)
+            # a torch dtype, or one of INFERENCE_DTYPES ("auto": bf16 where the hardware computes it natively)
+            self.model, self.tokenizer = load_llm(model_path, adapter, device=device, dtype=dtype or "auto")
         self.tokenizer.padding_side = "left"
         self.model_path = str(model_path) if model_path else str(getattr(self.model.config, "_name_or_path", ""))
         self.adapter = str(adapter) if adapter else None
@@ -217,22 +217,16 @@ class LLMScorer(Scorer):
         """Summed log-probabilities of each label's tokens after the teacher-forced answer prefix (len(LABELS),)."""
         return self.label_logprobs_many([evidence], [keep], [language])[0]
 
-    @staticmethod
-    def _softmax(lp: np.ndarray) -> np.ndarray:
-        p = np.exp(lp - lp.max(axis=-1, keepdims=True))
-        return p / p.sum(axis=-1, keepdims=True)
-
     def score(self, clip: Clip, evidence: Evidence, keep: frozenset[str]) -> np.ndarray:
         """Probabilities over LABELS (sum 1) using only the modalities in ``keep``."""
-        return self._softmax(self.label_logprobs(evidence, keep, (evidence.language if evidence else None)
-                                                 or clip.language))
+        return softmax(self.label_logprobs(evidence, keep, (evidence.language if evidence else None) or clip.language))
 
     def score_coalitions(self, clip: Clip, evidence: Evidence, keeps: Sequence[frozenset[str]]) -> list[np.ndarray]:
         """``score`` of every coalition, batched on the shared prefix cache (explanations: 8; see
         ``label_logprobs_many``)."""
         lang = (evidence.language if evidence else None) or clip.language
         lp = self.label_logprobs_many([evidence] * len(keeps), list(keeps), [lang] * len(keeps))
-        return list(self._softmax(lp))
+        return list(softmax(lp))
 
     # ------------------------------------------------------------------ generation
     def generate_texts(self, prompts: list[list[int]]) -> list[str]:

@@ -33,6 +33,7 @@ from omni_mer.omni.inputs import build_inputs, clip_uses, clip_uses_audio_in_vid
 from omni_mer.omni.model import base_thinker, load_thinker, model_id, reset_rope_deltas
 from omni_mer.omni.prompts import build_messages
 from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep, label_tails, tail_logprobs
+from omni_mer.texthead.head import softmax
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +148,7 @@ class OmniScorer(Scorer):
 
     def score(self, clip: Clip, evidence: Evidence, keep: frozenset[str]) -> np.ndarray:
         """Probabilities over LABELS (sum 1) using only the modalities in ``keep``."""
-        lp = self.label_logprobs(clip, evidence, keep)
-        lp = lp - lp.max()
-        p = np.exp(lp)
-        return p / p.sum()
+        return softmax(self.label_logprobs(clip, evidence, keep))
 
     # ------------------------------------------------------------------ generation
     def generate_batch(self, clips: list[Clip], evidences: list[Evidence | None],
