@@ -32,11 +32,9 @@ import numpy as np
 from omni_mer.core.labels import LABEL_INDEX, LABELS
 from omni_mer.llm.model import INFERENCE_DTYPES
 from omni_mer.texthead.corpus import DATASETS, load_corpus, select
+from omni_mer.texthead.llm_encoder import FRAMES  # the framing the shipped LLM features use too
 
 SPLITS = ("train", "valid", "test")
-# the probe's framing: the last token is where a language model would name the sentiment
-FRAMES = {"en": 'Sentence: "{t}"\nThe sentiment this sentence expresses is',
-          "zh": "句子：“{t}”\n这句话表达的情感是"}
 C_GRID = (0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 
 

@@ -345,3 +345,233 @@ def test_shipped_metrics_match_the_shipped_head(tmp_path):
     for name in ("MOSEI", "SIMSv2", "SIMSv2/translated"):
         for k in ("acc5", "uar", "n"):
             assert got[name][k] == pytest.approx(recorded[name][k], abs=2e-3), (name, k)
+
+
+# --- an LLM's hidden states as the encoder, the fused head, which shipped head is read ----------------------------
+
+@pytest.fixture(scope="module")
+def tiny_llm(tmp_path_factory) -> Path:
+    from omni_mer.llm.model import build_tiny_llm
+
+    return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm") / "model", layers=3)
+
+
+def test_llm_encoder_is_the_hidden_state_after_its_layer(tiny_llm):
+    import torch
+
+    from omni_mer.llm.model import load_llm
+    from omni_mer.texthead.llm_encoder import LLMEncoder, frame
+
+    enc = LLMEncoder(str(tiny_llm), layer=2, dtype="float32")
+    texts = ["I love it", "我很生气", "a much longer sentence, so that the others in its batch are padded"]
+    v = enc.encode(texts)
+    assert v.shape == (3, 32) and v.dtype == np.float32
+    net, tok = load_llm(tiny_llm, dtype="float32")
+    for text, row in zip(texts, v):  # one at a time through the whole model: the same vector at hidden_states[2]
+        with torch.inference_mode():
+            h = net.model(**tok(frame(text), return_tensors="pt"), output_hidden_states=True).hidden_states[2]
+        np.testing.assert_allclose(row, h[0, -1].numpy(), rtol=1e-4, atol=1e-5)
+    assert frame("我很生气").startswith("句子") and frame("I love it").startswith("Sentence")
+    assert enc.id.startswith("llm:") and "layer2" in enc.id and enc.cache_id == enc.id + "/float32"
+    with pytest.raises(ValueError, match="3 decoder layers"):
+        LLMEncoder(str(tiny_llm), layer=4)
+
+
+def test_standardisation_folds_into_the_first_layer():
+    from omni_mer.texthead.train import fold_standardization
+
+    head = _toy_head()
+    rng = np.random.default_rng(4)
+    x, mu, sd = rng.normal(size=(6, 4)) * 30, rng.normal(size=4) * 10, rng.uniform(1, 50, size=4)
+    expected = head.logits((x - mu) / sd)
+    np.testing.assert_allclose(fold_standardization(head, mu, sd).logits(x), expected, rtol=1e-4, atol=1e-4)
+
+
+class _NoiseEncoder:
+    id, dim = "noise", 4
+
+    def encode(self, texts):
+        return np.asarray([np.random.default_rng(sum(map(ord, t))).normal(size=4) for t in texts], np.float32)
+
+
+def test_fused_head_weighs_the_informative_member_and_round_trips(tables, tmp_path):
+    from omni_mer.texthead.fused import FusedTextHead, fit_fusion, load_text_head, weight_grid
+
+    assert len(weight_grid(2, 0.1)) == 11 and all(sum(w) == pytest.approx(1) for w in weight_grid(3, 0.25))
+    bag, noise = _bag_head(), _toy_head()
+    examples = load_corpus(tables)
+    weights, cal, obj = fit_fusion([bag, noise], examples, [_BagEncoder().encode, _NoiseEncoder().encode])
+    alone = [fit_fusion([m], examples, [e])[2] for m, e in ((bag, _BagEncoder().encode),
+                                                               (noise, _NoiseEncoder().encode))]
+    for lang in ("en", "zh"):  # the fusion keeps the word-count member's reading; noise alone reads far less
+        assert weights[lang][0] > 0 and obj[lang] >= alone[0][lang] - 1e-9 and obj[lang] > alone[1][lang] + 0.1
+    assert weight_grid(2, 0.1)[0] == (0.0, 1.0)  # on ties the grid's first: the least weight on member 0
+    bag.save(tmp_path / "bag")
+    noise.save(tmp_path / "noise")
+    bag, noise = TextHead.load(tmp_path / "bag"), TextHead.load(tmp_path / "noise")
+    fused = FusedTextHead([bag, noise], ["../bag", "../noise"], weights, cal, meta={"valid_objective": obj})
+    fused.save(tmp_path / "fused")
+    back = load_text_head(tmp_path / "fused")
+    texts = ["I love this", "我很讨厌这个", "nothing much"]
+    emb = np.concatenate([_BagEncoder().encode(texts), _NoiseEncoder().encode(texts)], axis=1)
+    langs = ["en", "zh", "en"]
+    np.testing.assert_allclose(back.logits(emb, langs), fused.logits(emb, langs), rtol=1e-6)
+    p = back.probs(back.logits(emb[:1], "en"), "en")[0]
+    assert p.argmax() >= 3 and np.isclose(p.sum(), 1)
+    assert back.prior_logits("zh").shape == (5,) and back.dim == 6 and " + " in back.encoder_id
+    with pytest.raises(ValueError, match="6-wide"):
+        back.logits(emb[:, :5], "en")
+    TextHead(**{**bag.__dict__, "b2": bag.b2 + 1.0}).save(tmp_path / "bag")  # a member retrained after the fusion
+    with pytest.raises(ValueError, match="changed since the fusion"):
+        load_text_head(tmp_path / "fused")
+
+
+def test_train_text_on_llm_states_fused_with_another_head(tables, tiny_llm, tmp_path, capsys):
+    from omni_mer.texthead.encoder import E5_ID
+    from omni_mer.texthead.fused import FusedTextHead, load_text_head
+
+    rng = np.random.default_rng(0)
+    cal = {lang: LanguageCalibration((0.0,) * 5, 1.0) for lang in ("en", "zh")}
+    TextHead(w1=rng.normal(size=(384, 8)).astype(np.float32), b1=np.zeros(8, np.float32),
+             w2=rng.normal(size=(8, 5)).astype(np.float32), b2=np.zeros(5, np.float32), calibration=cal,
+             encoder_id=E5_ID).save(tmp_path / "e5head")  # a head on frozen e5
+    out, cache = tmp_path / "fused", tmp_path / "emb.sqlite"
+    assert cli_main(["train-text", "--data", str(tables), "--out", str(out), "--cache", str(cache),
+                     "--encoder", str(tiny_llm), "--encoder-layer", "2", "--finetune-layers", "0", "--epochs", "3",
+                     "--hidden-size", "16", "--max-train-per-dataset", "20", "--fuse-with", str(tmp_path / "e5head"),
+                     "--threads", "1"]) == 0
+    head = load_text_head(out)
+    assert isinstance(head, FusedTextHead) and head.member_paths[1] == "member"
+    member = head.members[1]
+    assert member.meta["encoder_spec"] == {"kind": "llm", "model": str(tiny_llm), "layer": 2}
+    assert member.encoder_id.startswith("llm:model-") and "/layer2/" in member.encoder_id  # folder name + digest
+    assert member.meta["n_train"] < 3 * N_ROWS // 2  # 20 source rows per dataset (and their translations)
+    assert all(sum(w) == pytest.approx(1.0) for w in head.weights.values())
+    assert "MOSEI" in json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert (out / "member" / "metrics.json").is_file() and "fused" in (out / "README.md").read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert cli_main(["eval-text", "--data", str(tables), "--split", "test", "--out", str(tmp_path / "ev"),
+                     "--head", str(out), "--cache", str(cache), "--threads", "1"]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text(encoding="utf-8"))
+    assert m["crosslingual"]["head"].startswith("the fused head's member") and "SIMSv2/asr_noise" in m
+
+
+def test_train_text_rejects_fine_tuning_a_frozen_llm_encoder(tables, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train-text", "--data", str(tables), "--encoder", "qwen2.5-coder-1.5b", "--finetune-layers", "2"])
+    assert e.value.code == 2 and "--finetune-layers 0" in capsys.readouterr().err
+
+
+def test_shipped_head_choice(tmp_path, monkeypatch):
+    from omni_mer.core.errors import ModelNotFoundError
+    from omni_mer.texthead import shipped
+    from omni_mer.texthead.fused import FusedTextHead
+
+    monkeypatch.delenv(shipped.TEXT_HEAD_ENV, raising=False)
+    assert shipped.text_head_dir("e5") == shipped.E5_HEAD_DIR
+    with pytest.raises(ValueError, match="auto, e5, fused"):
+        shipped.text_head_dir("best")
+    # a fused head whose LLM member is not set up: auto falls back to e5, asking for it by name is an error
+    needs = _toy_head()
+    needs.meta = {"encoder_spec": {"kind": "llm", "model": str(tmp_path / "absent-llm"), "layer": 1}}
+    needs.save(tmp_path / "llm-member")
+    _toy_head().save(tmp_path / "e5-member")
+    members = [TextHead.load(tmp_path / "e5-member"), TextHead.load(tmp_path / "llm-member")]
+    cal = {lang: LanguageCalibration((0.0,) * 5, 1.0) for lang in ("en", "zh")}
+    FusedTextHead(members, ["../e5-member", "../llm-member"], {"en": [0.5, 0.5], "zh": [0.5, 0.5]}, cal
+                  ).save(tmp_path / "fused")
+    monkeypatch.setattr(shipped, "FUSED_HEAD_DIR", tmp_path / "fused")
+    assert shipped.head_llm_models(tmp_path / "fused") == [str(tmp_path / "absent-llm")]
+    assert shipped.text_head_dir() == shipped.E5_HEAD_DIR
+    with pytest.raises(ModelNotFoundError, match="setup.sh --llm"):
+        shipped.text_head_dir("fused")
+    monkeypatch.setenv(shipped.TEXT_HEAD_ENV, str(tmp_path / "e5-member"))
+    assert shipped.text_head_dir() == tmp_path / "e5-member"
+    # a member retrained after the fusion: auto falls back to e5, the explicit choice names the problem
+    monkeypatch.delenv(shipped.TEXT_HEAD_ENV)
+    tiny = tmp_path / "tiny-config"
+    tiny.mkdir()
+    (tiny / "config.json").write_text(json.dumps({"num_hidden_layers": 2, "hidden_size": 8}), encoding="utf-8")
+    needs.meta = {"encoder_spec": {"kind": "llm", "model": str(tiny), "layer": 1}}  # "set up": a model folder
+    needs.save(tmp_path / "llm-member")
+    assert shipped.text_head_dir() == shipped.E5_HEAD_DIR
+    with pytest.raises(ValueError, match="changed since the fusion"):
+        shipped.text_head_dir("fused")
+
+
+def test_llm_encoder_ids_tell_model_folders_apart(tmp_path):
+    from omni_mer.texthead.llm_encoder import LLMEncoder
+
+    ids = []
+    for seed in (0, 1):
+        folder = tmp_path / str(seed) / "model"  # same folder name, other checkpoint
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"num_hidden_layers": 2, "hidden_size": 8, "seed": seed}),
+                                            encoding="utf-8")
+        ids.append(LLMEncoder(str(folder), layer=1).id)
+    assert ids[0] != ids[1] and all(i.startswith("llm:model-") for i in ids)
+
+
+def test_fuse_with_inside_out_is_refused(tables, tmp_path, capsys):
+    _toy_head().save(tmp_path / "out" / "member")
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "out"), "--encoder", "some-llm",
+                  "--finetune-layers", "0", "--fuse-with", str(tmp_path / "out" / "member")])
+    assert e.value.code == 2 and "lies in --out" in capsys.readouterr().err
+
+
+def test_predict_takes_a_text_head_choice_and_rejects_a_bad_one(tmp_path, capsys):
+    from omni_mer.batch.predict import build_parser, config_from_args
+
+    assert config_from_args(build_parser().parse_args(["--text-head", "e5"])).text_head == "e5"
+    with pytest.raises(SystemExit) as e:
+        cli_main(["predict", "--input", str(tmp_path), "--output", str(tmp_path / "out"), "--text-head", "best"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "auto, e5, fused" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_shipped_fused_head_matches_the_shipped_e5_head():
+    """The fused head names the e5 head by digest: retraining that head without refitting the fusion fails here."""
+    from omni_mer.texthead.fused import FusedTextHead
+    from omni_mer.texthead.shipped import FUSED_HEAD_DIR, head_llm_models
+
+    head = FusedTextHead.load(FUSED_HEAD_DIR)  # refuses a member whose digest changed since the fusion
+    assert (FUSED_HEAD_DIR / head.member_paths[0]).resolve() == DEFAULT_HEAD_DIR.resolve()
+    assert head_llm_models(FUSED_HEAD_DIR) == ["qwen2.5-coder-1.5b"]
+
+
+def _llm_ready(name: str) -> bool:
+    from omni_mer.core.errors import ModelNotFoundError
+    from omni_mer.llm.model import resolve_model_dir
+
+    try:
+        return resolve_model_dir(name).is_dir()
+    except ModelNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _llm_ready("qwen2.5-coder-1.5b"), reason="the 1.5B is not set up (setup.sh --llm)")
+def test_shipped_fused_head_reads_polarity_in_both_languages():
+    from omni_mer.texthead.encoder import encoder_for
+    from omni_mer.texthead.fused import load_text_head
+    from omni_mer.texthead.shipped import text_head_dir
+
+    head = load_text_head(text_head_dir("fused"))
+    enc = encoder_for(head)
+    for lang, pos, neg in (("en", POS_EN[0], NEG_EN[0]), ("zh", POS_ZH[0], NEG_ZH[0])):
+        p, _ = head.predict(enc.encode([pos, neg]), lang)
+        assert LABELS[p[0].argmax()] in ("WPOS", "SPOS") and LABELS[p[1].argmax()] in ("WNEG", "SNEG")
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "recipes" / "text")
+                                          .glob("*.yaml")))
+def test_every_text_recipe_parses(recipe, monkeypatch):
+    from omni_mer.texthead.args import parse_config
+    from omni_mer.texthead.train import TrainTextConfig
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # recipes name their paths from the repository root
+    cfg = parse_config(TrainTextConfig, ["--config", f"recipes/text/{recipe}"], prog="omni-mer train-text")
+    assert cfg.uses_llm_encoder and cfg.finetune_layers == 0 and (root / cfg.fuse_with / "head.json").is_file()

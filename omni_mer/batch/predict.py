@@ -53,6 +53,7 @@ class PredictConfig:
     language: str = "auto"  # spoken-language hint for every file: auto | en | zh
     max_new_tokens: int = 256  # omni backend: length budget of the generated rationale
     llm_dtype: str = "auto"  # llm backend: compute dtype (omni_mer.llm.model.INFERENCE_DTYPES)
+    text_head: str = ""  # auto | e5 | fused | a head folder; empty: $OMNI_MER_TEXT_HEAD, else auto (texthead/shipped.py)
     allow_empty: bool = False  # an input folder with no files: error (default) or write an empty result
     media: MediaConfig = field(default_factory=MediaConfig)
 
@@ -69,6 +70,10 @@ class PredictConfig:
             raise ValueError(f"--language {self.language!r} is not one of {', '.join(LANGUAGE_CHOICES)}")
         if self.llm_dtype not in INFERENCE_DTYPES:
             raise ValueError(f"--llm-dtype {self.llm_dtype!r} is not one of {', '.join(INFERENCE_DTYPES)}")
+        if self.text_head:
+            from omni_mer.texthead.shipped import text_head_dir
+
+            text_head_dir(self.text_head)  # ValueError / ModelNotFoundError naming the choices or the setup step
         if self.adapter and self.backend == "lite":
             raise ValueError("--adapter is a LoRA adapter for --backend omni or llm; it means nothing to --backend lite")
 
@@ -282,7 +287,9 @@ def process_one(pipeline, item: InputItem, cfg: PredictConfig, fallback_label: s
 
 def _build_pipeline(cfg: PredictConfig):
     from omni_mer.pipeline import Pipeline
+    from omni_mer.texthead.shipped import use_text_head
 
+    use_text_head(cfg.text_head)
     pipeline = Pipeline.build(cfg.backend, cfg.model, cfg.adapter, cfg.media, cfg.calibration, cfg.max_new_tokens,
                               cfg.llm_dtype)
     pipeline.warm_up()
@@ -420,6 +427,9 @@ def run(cfg: PredictConfig) -> dict[str, dict]:
     from omni_mer.report.html import write_index_html
     from omni_mer.scorers.lite import LiteScorer
 
+    from omni_mer.texthead.shipped import use_text_head
+
+    use_text_head(cfg.text_head)  # before anything reads the shipped head (the fallback label below, the workers)
     rank, world = _rank()
     items = list_inputs(cfg.input, cfg.id_with_ext)  # before anything is written: a wrong folder changes nothing
     if not items and not cfg.allow_empty:
@@ -624,6 +634,10 @@ def build_parser(prog: str = "omni-mer predict") -> argparse.ArgumentParser:
     ap.add_argument("--llm-dtype", default=d.llm_dtype, choices=INFERENCE_DTYPES,
                     help="llm backend: compute dtype; auto = bfloat16 on a GPU or a CPU with native bf16 "
                          "(about 2x faster there), else float32 (docs/llm.md)")
+    ap.add_argument("--text-head", default=d.text_head,
+                    help="text head: auto (the fused e5 + Qwen2.5-1.5B head when its LLM is set up, else the e5 "
+                         "head), e5, fused, or a trained head folder (docs/text_head.md); default "
+                         "$OMNI_MER_TEXT_HEAD or auto")
     ap.add_argument("--allow-empty", action="store_true",
                     help="an input folder with no files writes an empty result instead of failing")
     ap.add_argument("--fps", type=float, default=d.media.fps, help="frames sampled per second")
@@ -637,17 +651,20 @@ def config_from_args(args: argparse.Namespace) -> PredictConfig:
         backend=args.backend, model=args.model, adapter=args.adapter, calibration=args.calibration,
         workers=args.workers, resume=args.resume, id_with_ext=args.id_with_ext, blur=not args.no_blur,
         save_audio=args.save_audio, timeout_s=args.timeout, language=args.language,
-        max_new_tokens=args.max_new_tokens, llm_dtype=args.llm_dtype, allow_empty=args.allow_empty,
+        max_new_tokens=args.max_new_tokens, llm_dtype=args.llm_dtype, text_head=args.text_head,
+        allow_empty=args.allow_empty,
         media=MediaConfig(fps=args.fps, max_frames=args.max_frames),
     )
 
 
 def main(argv: list[str] | None = None, prog: str = "omni-mer predict") -> int:
+    from omni_mer.core.errors import ModelNotFoundError
+
     ap = build_parser(prog)
     args = ap.parse_args(argv)
     try:
         cfg = config_from_args(args)
-    except ValueError as exc:
+    except (ValueError, ModelNotFoundError) as exc:
         ap.error(str(exc))
     try:
         run(cfg)  # a missing or empty input folder raises a user error: one line and exit 2 (omni_mer.cli)

@@ -44,7 +44,7 @@ class EvidenceExtractor:
         if self._text is None:
             from omni_mer.evidence.text import TextAnalyzer
 
-            self._text = TextAnalyzer(use_embeddings=self.use_embeddings)
+            self._text = TextAnalyzer(use_embeddings=self.use_embeddings, threads=self.cpu_threads)
         return self._text
 
     @property
@@ -147,10 +147,11 @@ class EvidenceExtractor:
 def media_key(media: MediaConfig) -> str:
     """Short hash of the MediaConfig fields that change what the extractors see (not the decode time budget), and
     of the shipped text head's weights (a retrained head changes the text evidence)."""
-    from omni_mer.texthead.head import DEFAULT_HEAD_DIR, head_digest
+    from omni_mer.texthead.head import head_digest
+    from omni_mer.texthead.shipped import text_head_dir
 
     fields = {k: v for k, v in media.to_dict().items() if k != "decode_timeout_s"}
-    fields["text_head"] = head_digest(DEFAULT_HEAD_DIR)
+    fields["text_head"] = head_digest(text_head_dir())
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -1,6 +1,6 @@
 """Text evidence (what was said).
 
-With the trained text head (omni_mer/texthead/model, the default): its 5-class distribution and expected valence
+With the trained text head (the shipped one texthead/shipped.py picks, the default): its 5-class distribution and expected valence
 for the transcript, and word cues by occlusion from the head itself (texthead/cues.py), timed from Whisper's word
 timestamps. Without a head (``head=None``): the earlier unfitted path, lexicon valence (VADER / Chinese lexicon) +
 e5 anchor valence, where every lexicon hit becomes a timed cue.
@@ -272,7 +272,7 @@ def _load_e5(adapter=None):
 class TextAnalyzer:
     """Valence of what was said, with timed word/phrase cues.
 
-    Default: the trained text head (omni_mer/texthead/model, docs/text_head.md): its 5-class distribution, its
+    Default: the shipped text head texthead/shipped.py picks (the e5 head, or the fused one; docs/text_head.md): its 5-class distribution, its
     expected valence, confidence = 1 - normalised entropy, and word cues scored by the head itself
     (texthead/cues.py), timed by Whisper's word timestamps.
 
@@ -289,11 +289,14 @@ class TextAnalyzer:
 
     def __init__(self, use_embeddings: bool = True, use_snownlp: bool = False, lexicon_weight: float = 0.6,
                  embed_weight: float = 0.4, snownlp_weight: float = 0.1, head="default",
-                 max_cue_units: int = 5) -> None:
-        """``head``: a TextHead, a folder holding one, "default" (omni_mer/texthead/model when present and
+                 max_cue_units: int = 5, threads: int = 2) -> None:
+        """``head``: a TextHead or fused head, a folder holding one, "default" (texthead/shipped.py's choice when
         ``use_embeddings``) or None (the unfitted lexicon + anchor path). ``max_cue_units``: occlusion units per
-        transcript (cost: one embedding each)."""
-        from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
+        transcript (cost: one embedding each). ``threads``: torch's CPU threads for an LLM encoder (e5 runs at 1)."""
+        from omni_mer.texthead.encoder import e5_adapter_of, encoder_for
+        from omni_mer.texthead.fused import FusedTextHead, load_text_head
+        from omni_mer.texthead.head import TextHead
+        from omni_mer.texthead.shipped import load_shipped_head, text_head_dir
 
         self.use_embeddings = use_embeddings
         self.use_snownlp = use_snownlp
@@ -305,30 +308,25 @@ class TextAnalyzer:
         self._anchors: tuple[np.ndarray, np.ndarray] | None = None
         t0 = time.perf_counter()
         if isinstance(head, str) and head == "default":
-            head = (TextHead.load(DEFAULT_HEAD_DIR) if use_embeddings and (DEFAULT_HEAD_DIR / "head.json").is_file()
-                    else None)
+            head = load_shipped_head() if use_embeddings else None
             if head is None and use_embeddings:
                 log.warning("no text head at %s: text valence falls back to the unfitted lexicon path",
-                            DEFAULT_HEAD_DIR)
-        elif head is not None and not isinstance(head, TextHead):
-            head = TextHead.load(head)
+                            text_head_dir())
+        elif head is not None and not isinstance(head, (TextHead, FusedTextHead)):
+            head = load_text_head(head)
         if head is not None and not use_embeddings:
             raise ValueError("the text head needs the e5 embeddings (use_embeddings=True) or head=None")
         self.head = head
         tokenizer_zh().initialize()  # builds jieba's prefix dictionary now (~1.5 s) rather than on the first Chinese clip
         if use_embeddings:
-            self._e5 = _load_e5(None if head is None else head.encoder)
+            self._e5 = _load_e5(None if head is None else e5_adapter_of(head))
         if head is None:
             _vader()
             if use_embeddings:
                 self._anchors = (self._e5.query(list(POSITIVE_ANCHORS)), self._e5.query(list(NEGATIVE_ANCHORS)))
         else:
-            from omni_mer.texthead.encoder import E5Encoder
-
-            self._encoder = E5Encoder(engine=self._e5, adapter=head.encoder)
-            if head.encoder_id != self._encoder.id:
-                raise ValueError(f"text head was trained on {head.encoder_id!r}; this build embeds with "
-                                 f"{self._encoder.id!r}")
+            self._encoder = encoder_for(head, threads, engine=self._e5)  # ValueError: not the head's encoder
+            self._encoder.encode([""])  # loads a lazily loaded LLM encoder now, not inside the first clip
         self.load_seconds = time.perf_counter() - t0
 
     def embed_valence(self, texts: list[str]) -> np.ndarray:

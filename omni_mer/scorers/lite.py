@@ -158,7 +158,7 @@ HEAD_MODE_WEIGHTS = DEFAULT_TILT  # the head-mode tilt weights when no calibrati
 class LiteScorer(Scorer):
     """Fuses the evidence extractors' per-modality verdicts; no model weights of its own.
 
-    With a trained text head (``text_head``, loaded by ``from_path`` from omni_mer/texthead/model), every coalition
+    With a trained text head (``text_head``, loaded by ``from_path``: texthead/shipped.py's choice), every coalition
     that keeps a present text modality is a tilt of the head's calibrated distribution:
     ``p ∝ softmax((z + bias)/T + TILT_SCALE * u * class_valence)`` with ``z`` the head's logits for the transcript
     and ``u = sum_m w_m c_m v_m`` over the kept, present audio/visual modalities (``w``: HEAD_MODE_WEIGHTS). The
@@ -193,13 +193,12 @@ class LiteScorer(Scorer):
     @classmethod
     def from_path(cls, path: Path | None) -> "LiteScorer":
         """Use the calibration at ``path`` (default checkpoints/lite/calibration.json) when it exists, and the
-        shipped text head (omni_mer/texthead/model: the one the evidence extractor reads) when it exists."""
-        from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
+        shipped text head (texthead/shipped.py's choice: the one the evidence extractor reads) when it exists."""
+        from omni_mer.texthead.shipped import load_shipped_head
 
-        head_dir = DEFAULT_HEAD_DIR
-        head = TextHead.load(head_dir) if (head_dir / "head.json").is_file() else None
+        head = load_shipped_head()
         if head is not None:
-            log.info("lite scorer: text head from %s", head_dir)
+            log.info("lite scorer: text head %s", head.digest)
         path = Path(path) if path else DEFAULT_CALIBRATION_PATH
         if path.is_file():
             log.info("lite scorer: calibration from %s", path)
@@ -222,7 +221,7 @@ class LiteScorer(Scorer):
         """Text-head mode: (logits, tilt) of a coalition that keeps the words (see the class docstring)."""
         head = self.text_head
         text = evidence.text
-        z = head.prior_logits()
+        z = head.prior_logits(evidence.language)
         if all(f"head_z_{lab}" in text.features for lab in LABELS):
             z = np.asarray([text.features[f"head_z_{lab}"] for lab in LABELS], dtype=np.float64)
         else:  # text evidence from elsewhere (a manifest, a test): its valence tilts the empty-transcript reading

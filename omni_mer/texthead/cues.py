@@ -90,7 +90,7 @@ def occlusion(head, encoder, text: str, lang: str, max_units: int = 5):
     probs, z = head.predict(emb, lang)
     k = int(probs[0].argmax())
     lo = _polarity_log_odds(np.log(probs))
-    lo_empty = _polarity_log_odds(np.log(head.probs(head.prior_logits(), lang)))[0]
+    lo_empty = _polarity_log_odds(np.log(head.probs(head.prior_logits(lang), lang)))[0]
     scored = []
     for i, u in enumerate(units):
         contribution = 0.5 * ((lo[0] - lo[1 + i]) + (lo[1 + n + i] - lo_empty))

@@ -154,7 +154,9 @@ class EmbeddingCache:
 
     def encode(self, texts: Sequence[str], progress: bool = False, batch: int = 256) -> np.ndarray:
         """Embeddings of ``texts`` in order; cached ones are read, the rest computed and written."""
-        keys = [_key(self.encoder.id, t) for t in texts]
+        # an encoder whose vectors depend on more than its id (an LLM's compute dtype) gives a cache_id
+        encoder_key = getattr(self.encoder, "cache_id", self.encoder.id)
+        keys = [_key(encoder_key, t) for t in texts]
         found: dict[str, np.ndarray] = {}
         uniq = list(dict.fromkeys(keys))
         for i in range(0, len(uniq), 900):  # SQLite's variable limit
@@ -182,3 +184,68 @@ class EmbeddingCache:
             bar.close()
         dim = self.encoder.dim
         return np.stack([found[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, dim), np.float32)
+
+
+class ConcatEncoder:
+    """Several encoders side by side: each text's vectors concatenated in order (a fused head's input)."""
+
+    def __init__(self, parts: Sequence) -> None:
+        if not parts:
+            raise ValueError("ConcatEncoder needs at least one encoder")
+        self.parts = list(parts)
+        self.id = " + ".join(p.id for p in self.parts)
+        self.dim = sum(int(p.dim) for p in self.parts)
+
+    @property
+    def cache_id(self) -> str:
+        return " + ".join(getattr(p, "cache_id", p.id) for p in self.parts)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, sum of the parts' dims): each part's vectors of ``texts``, side by side."""
+        return np.concatenate([p.encode(texts) for p in self.parts], axis=1).astype(np.float32)
+
+
+def e5_adapter_of(head) -> "EncoderAdapter | None":
+    """The fine-tuned e5 adapter ``head`` (or its first e5 member) reads with; None for frozen e5 or none."""
+    for m in getattr(head, "members", [head]):
+        if m.meta.get("encoder_spec", {}).get("kind") != "llm":
+            return m.encoder
+    return None
+
+
+def encoder_for(head, threads: int = 1, engine=None):
+    """The encoder whose vectors ``head`` reads: e5 (with the head's fine-tuned adapter; ``engine``, when given, is
+    the e5 engine loaded with ``e5_adapter_of(head)``), the LLM of its ``encoder_spec`` (torch at ``threads``), or
+    for a fused head its members' side by side. ValueError when the encoder built here does not produce the vectors
+    the head was trained on."""
+    members = getattr(head, "members", None)
+    if members is not None:
+        first_e5 = e5_adapter_of(head)
+        enc = ConcatEncoder([encoder_for(m, threads, engine if m.encoder is first_e5 else None) for m in members])
+    elif head.meta.get("encoder_spec", {}).get("kind") == "llm":
+        from omni_mer.texthead.llm_encoder import LLMEncoder
+
+        spec = head.meta["encoder_spec"]
+        enc = LLMEncoder(spec["model"], int(spec["layer"]), threads=threads)
+    else:
+        enc = E5Encoder(threads=threads, engine=engine, adapter=head.encoder)
+    if enc.id != head.encoder_id:
+        raise ValueError(f"text head was trained on {head.encoder_id!r}; this build embeds with {enc.id!r}")
+    return enc
+
+
+class CachedEmbedder:
+    """``encoder``'s vectors through the SQLite cache at ``path``; a ConcatEncoder's parts each under their own
+    keys (a part shared by several heads is computed once). Call with texts; ``close()`` when done."""
+
+    def __init__(self, path: str | Path, encoder, progress: bool = True) -> None:
+        self.caches = [EmbeddingCache(path, p) for p in getattr(encoder, "parts", [encoder])]
+        self.progress = progress
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """The vectors of ``texts`` (cached ones read, the rest computed and stored)."""
+        return np.concatenate([c.encode(texts, progress=self.progress) for c in self.caches], axis=1)
+
+    def close(self) -> None:
+        for c in self.caches:
+            c.close()

@@ -12,7 +12,9 @@ Cross-lingual matrix: heads trained with the shipped head's settings on native t
 zh only (SIMSv2+MER2023) and both, no translations, each tested on en and zh native and translated rows.
 ``retention[train][test] = acc5(train -> test) / acc5(test -> test)``. Calibration: "strict" uses only the
 training language's validation rows, for selection too (true zero-shot); "adapted" refits the test language's
-five class biases and temperature on its validation rows (a few hundred labels, no retraining).
+five class biases and temperature on its validation rows (a few hundred labels, no retraining). For a fused head
+(texthead/fused.py) the matrix retrains its member on the frozen LLM encoder (the e5 member's matrix, which
+fine-tunes three encoders, is the e5 head's own: docs/text_head.md).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from omni_mer.core.labels import LABELS
 from omni_mer.eval.metrics import classification_metrics
 from omni_mer.texthead.corpus import DATASETS, DEFAULT_DATASETS, TextExample, load_corpus, select
 from omni_mer.core.i18n import LANGUAGES
-from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
+from omni_mer.texthead.fused import load_text_head
+from omni_mer.texthead.head import TextHead
+from omni_mer.texthead.shipped import text_head_dir
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +47,11 @@ def _metrics(gold: list[str], pred: list[str]) -> dict:
     return {k: m[k] for k in ("acc5", "uar", "mae", "macro_f1", "acc2", "n")}
 
 
-class _Embedder:
-    def __init__(self, cache: str | Path, threads: int, adapter=None):
-        from omni_mer.texthead.encoder import E5Encoder, EmbeddingCache
+def cached_embedder(cache: str | Path, threads: int, head):
+    """The cached vectors ``head`` reads (encoder.encoder_for: e5, an LLM, or a fused head's members side by side)."""
+    from omni_mer.texthead.encoder import CachedEmbedder, encoder_for
 
-        self.cache = EmbeddingCache(cache, E5Encoder(threads=threads, adapter=adapter))
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        return self.cache.encode(texts, progress=True)
+    return CachedEmbedder(cache, encoder_for(head, threads))
 
 
 def predict_labels(head: TextHead, examples: list[TextExample], embed) -> list[str]:
@@ -78,7 +79,7 @@ def evaluate_head(head: TextHead, examples: list[TextExample], split: str = "tes
     if embed is None:
         from omni_mer.texthead.train import DEFAULT_CACHE
 
-        embed = _Embedder(cache or DEFAULT_CACHE, threads, head.encoder)
+        embed = cached_embedder(cache or DEFAULT_CACHE, threads, head)
     out: dict = {}
     rng = np.random.default_rng(NOISE_SEED)
     for key, (name, _) in DATASETS.items():
@@ -124,7 +125,7 @@ def crosslingual(examples: list[TextExample], base_config, embed, split: str = "
                       noise_fraction=0.0)
         if own_encoders:
             head, _ = train_head(cfg, examples)
-            embed = _Embedder(cfg.cache, cfg.threads, head.encoder)
+            embed = cached_embedder(cfg.cache, cfg.threads, head)
         else:
             head, _ = train_head(cfg, examples, embed)
         heads[name] = head
@@ -167,7 +168,8 @@ class EvalTextConfig:
     data: str = field(default="../shared/data/text", metadata={"help": "folder of the labelled tables"})
     split: str = field(default="test", metadata={"help": "split to report", "choices": list(SPLITS)})
     out: str = field(default="runs/text_eval", metadata={"help": "folder for metrics.json"})
-    head: str = field(default=str(DEFAULT_HEAD_DIR), metadata={"help": "trained text head folder"})
+    head: str = field(default="auto", metadata={
+        "help": "trained text head folder, or auto / e5 / fused: a shipped one (texthead/shipped.py)"})
     cache: str = field(default="", metadata={"help": "embedding cache (default: the train-text cache)"})
     threads: int = field(default=2, metadata={"help": "CPU threads"})
     crosslingual: bool = field(default=True, metadata={"help": "also train and test the cross-lingual matrix"})
@@ -185,22 +187,30 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = parse_config(EvalTextConfig, argv, prog="omni-mer eval-text", description=main.__doc__)
     from omni_mer.core.console import user_error
+    from omni_mer.core.errors import ModelNotFoundError
 
     try:
-        head = TextHead.load(cfg.head)
+        head = load_text_head(text_head_dir(cfg.head))
         examples = load_corpus(cfg.data)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ModelNotFoundError) as exc:
         return user_error("omni-mer eval-text", exc)
-    embed = _Embedder(cfg.cache or DEFAULT_CACHE, cfg.threads, head.encoder)
+    embed = cached_embedder(cfg.cache or DEFAULT_CACHE, cfg.threads, head)
     metrics = evaluate_head(head, examples, split=cfg.split, embed=embed)
+    metrics["head"] = {"folder": text_head_dir(cfg.head).name, "digest": head.digest, "encoder": head.encoder_id}
     if cfg.crosslingual:
+        matrix_head, matrix_embed = head, embed
+        if getattr(head, "members", None):  # fused: the matrix retrains its member on a frozen encoder (docstring)
+            matrix_head = next((m for m in head.members if m.meta.get("encoder_spec")), head.members[0])
+            matrix_embed = cached_embedder(cfg.cache or DEFAULT_CACHE, cfg.threads, matrix_head)
         known = set(TrainTextConfig.__dataclass_fields__)
-        saved = {k: v for k, v in head.meta.get("config", {}).items() if k in known}
-        base = TrainTextConfig(**{**saved, "data": cfg.data, "threads": cfg.threads,
+        saved = {k: v for k, v in matrix_head.meta.get("config", {}).items() if k in known}
+        base = TrainTextConfig(**{**saved, "data": cfg.data, "threads": cfg.threads, "fuse_with": "",
                                   "cache": cfg.cache or str(DEFAULT_CACHE)})
         # a fine-tuned head's conditions fine-tune their own encoders (crosslingual's docstring)
-        metrics["crosslingual"] = crosslingual(examples, base, None if head.encoder is not None else embed,
-                                               split=cfg.split)
+        metrics["crosslingual"] = crosslingual(examples, base, None if matrix_head.encoder is not None
+                                               else matrix_embed, split=cfg.split)
+        if matrix_head is not head:
+            metrics["crosslingual"]["head"] = f"the fused head's member on {matrix_head.encoder_id}"
     path = write_metrics(metrics, Path(cfg.out) / "metrics.json")
     emit(json.dumps({k: {m: round(v[m], 4) if isinstance(v[m], float) else v[m] for m in ("acc5", "uar", "mae", "n")}
                      for k, v in metrics.items() if "acc5" in v}, indent=1))

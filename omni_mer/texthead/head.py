@@ -14,7 +14,7 @@ Public API:
     LanguageCalibration(bias, temperature)        .apply(logits) -> probs
     TextHead(w1, b1, w2, b2, calibration, encoder_id, meta)
         .logits(emb) -> (n, 5)   .probs(logits, lang, tilt=0) -> (n, 5)   .predict(emb, lang) -> (probs, logits)
-        .prior_logits() -> (5,)  .save(dir)   TextHead.load(dir)
+        .prior_logits(lang=None) -> (5,)  .save(dir)   TextHead.load(dir)
     DEFAULT_HEAD_DIR             omni_mer/texthead/model (committed, package data)
 """
 
@@ -66,9 +66,14 @@ class LanguageCalibration:
 
 
 def head_digest(folder: str | Path) -> str | None:
-    """Short hash of a head's weights AND calibration (head.npz + head.json); None when the folder has no head."""
+    """Short hash of a head's weights AND calibration (head.npz + head.json [+ encoder.npz]; a fused head: its
+    fused.json, which holds its members' digests); None when the folder has no head."""
     import hashlib
 
+    if (Path(folder) / "fused.json").is_file():
+        from omni_mer.texthead.fused import fused_digest
+
+        return fused_digest(folder)
     files = [Path(folder) / "head.npz", Path(folder) / "head.json"]
     if not all(f.is_file() for f in files):
         return None
@@ -93,8 +98,30 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
 
 
+class CalibratedHead:
+    """What every text head shares: class logits (``logits``, the subclass's) read through a calibration per
+    language (``self.calibration``: {language: LanguageCalibration})."""
+
+    calibration: dict[str, LanguageCalibration]
+
+    def logits(self, emb: np.ndarray, lang: str | list[str] | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def calibration_for(self, lang: str | None) -> LanguageCalibration:
+        if lang not in self.calibration:
+            raise ValueError(f"the text head has no calibration for language {lang!r}; valid: {', '.join(self.calibration)}")
+        return self.calibration[lang]
+
+    def probs(self, logits: np.ndarray, lang: str | None, tilt: np.ndarray | float = 0.0) -> np.ndarray:
+        return self.calibration_for(lang).apply(logits, tilt)
+
+    def predict(self, emb: np.ndarray, lang: str | None) -> tuple[np.ndarray, np.ndarray]:
+        z = self.logits(emb, lang)
+        return self.probs(z, lang), z
+
+
 @dataclass
-class TextHead:
+class TextHead(CalibratedHead):
     w1: np.ndarray  # (dim, hidden)
     b1: np.ndarray  # (hidden,)
     w2: np.ndarray  # (hidden, 5)
@@ -129,21 +156,10 @@ class TextHead:
         h = _gelu(x @ self.w1 + self.b1)
         return (h @ self.w2 + self.b2).astype(np.float64)
 
-    def calibration_for(self, lang: str | None) -> LanguageCalibration:
-        if lang not in self.calibration:
-            raise ValueError(f"the text head has no calibration for language {lang!r}; valid: {', '.join(self.calibration)}")
-        return self.calibration[lang]
-
-    def probs(self, logits: np.ndarray, lang: str | None, tilt: np.ndarray | float = 0.0) -> np.ndarray:
-        return self.calibration_for(lang).apply(logits, tilt)
-
-    def prior_logits(self) -> np.ndarray:
-        """The logits of "nothing said": the head's own reading of an empty transcript (the coalitions without text)."""
+    def prior_logits(self, lang: str | None = None) -> np.ndarray:
+        """The logits of "nothing said": the head's own reading of an empty transcript (the coalitions without text).
+        ``lang`` is accepted for the fused head's interface; this head's reading does not depend on it."""
         return np.asarray(self.empty_logits, dtype=np.float64)
-
-    def predict(self, emb: np.ndarray, lang: str | None) -> tuple[np.ndarray, np.ndarray]:
-        z = self.logits(emb, lang)
-        return self.probs(z, lang), z
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -157,6 +173,7 @@ class TextHead:
         tmp = folder / "head.json.tmp"
         tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
         tmp.replace(folder / "head.json")
+        (folder / "fused.json").unlink(missing_ok=True)  # a stale fused head would shadow this one (fused.py)
         if self.encoder is not None:
             self.encoder.save(folder)
         else:

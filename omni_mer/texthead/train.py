@@ -39,6 +39,7 @@ DEFAULT_CACHE = PROJECT_ROOT / ".cache" / "text-embeddings" / "embeddings.sqlite
 # validation pools for the calibration and for selection: the datasets each language's targets are measured on
 CALIBRATION_DATASETS = {"en": ("mosei",), "zh": ("sims2",)}
 E5_LAYERS = 12  # multilingual-e5-small
+FUSION_STEP = 0.1  # --fuse-with: the grid of the members' weights
 
 
 @dataclass
@@ -58,6 +59,19 @@ class TrainTextConfig:
     aux_scale: float = field(default=0.3, metadata={"help": "loss weight of an auxiliary example vs a dataset one"})
     use_translations: bool = field(default=True, metadata={"help": "add the machine translations as examples"})
     noise_fraction: float = field(default=0.0, metadata={"help": "share of train rows added again with ASR-like noise"})
+    encoder: str = field(default="e5", metadata={
+        "help": "sentence encoder: e5 (multilingual-e5-small, fine-tuned by --finetune-layers) or a Qwen2.5 LLM "
+                "(a name of `bash scripts/setup.sh --llm`, e.g. qwen2.5-coder-1.5b, or a model folder) read at "
+                "--encoder-layer (texthead/llm_encoder.py; frozen)"})
+    encoder_layer: int = field(default=12, metadata={"help": "with an LLM --encoder: the decoder layer whose last "
+                                                               "token state is the feature"})
+    max_train_per_dataset: int = field(default=0, metadata={
+        "help": "at most this many train rows per dataset (a seeded sample, its translations kept with it); 0: all. "
+                "An LLM encoder costs ~0.1-0.3 s per transcript on 2 cores"})
+    fuse_with: str = field(default="", metadata={
+        "help": "a trained head folder (e.g. the e5 head) to fuse with the head trained here: per-language weights "
+                "of their calibrated log-probabilities and a calibration on top, fitted on valid (texthead/fused.py);"
+                " --out then holds the fused head"})
     hidden_size: int = field(default=256, metadata={"help": "MLP hidden width"})
     dropout: float = field(default=0.2, metadata={"help": "dropout on the hidden layer"})
     epochs: int = field(default=20, metadata={"help": "passes over the train rows"})
@@ -100,6 +114,19 @@ class TrainTextConfig:
         if not 0 <= self.finetune_layers <= E5_LAYERS:
             raise ValueError(f"--finetune-layers {self.finetune_layers}: must be in [0, {E5_LAYERS}] "
                              f"(multilingual-e5-small has {E5_LAYERS} layers)")
+        if self.encoder_layer < 1:
+            raise ValueError(f"--encoder-layer {self.encoder_layer}: must be >= 1")
+        if self.max_train_per_dataset < 0:
+            raise ValueError(f"--max-train-per-dataset {self.max_train_per_dataset}: must be >= 0 (0: all rows)")
+        if self.uses_llm_encoder and self.finetune_layers > 0:
+            raise ValueError(f"--encoder {self.encoder} is frozen: --finetune-layers {self.finetune_layers} tunes e5 "
+                             "only; give --finetune-layers 0")
+        if self.fuse_with and not (Path(self.fuse_with) / "head.json").is_file():
+            raise ValueError(f"--fuse-with {self.fuse_with!r}: no trained text head there (head.json)")
+        if self.fuse_with and Path(self.out).resolve() in (Path(self.fuse_with).resolve(),
+                                                           *Path(self.fuse_with).resolve().parents):
+            raise ValueError(f"--fuse-with {self.fuse_with!r} lies in --out {self.out!r}: writing the fused head there "
+                             "would replace the head it fuses; give another --out")
         if self.finetune_learning_rate <= 0:
             raise ValueError(f"--finetune-learning-rate {self.finetune_learning_rate}: must be > 0")
         for name in ("hidden_size", "epochs", "batch_size", "threads", "ensemble", "finetune_epochs",
@@ -136,6 +163,11 @@ class TrainTextConfig:
                                  f"LANG one of {', '.join(LANGUAGES)} and WEIGHT > 0")
             out[lang] = weight
         return out
+
+    @property
+    def uses_llm_encoder(self) -> bool:
+        """Whether --encoder names an LLM (frozen, read at --encoder-layer) rather than e5."""
+        return self.encoder != "e5"
 
     @property
     def train_dataset_list(self) -> list[str]:
@@ -313,6 +345,26 @@ def _combine(nets: list[_Net], encoder_id: str, language_feature: bool) -> TextH
     )
 
 
+def subsample_per_dataset(train: list[TextExample], limit: int, seed: int) -> list[TextExample]:
+    """At most ``limit`` source rows per dataset (seeded), each kept with its translation, in corpus order."""
+    rng = np.random.default_rng(seed)
+    keep: set[tuple[str, str]] = set()
+    for d in sorted({e.dataset for e in train}):
+        ids = sorted({e.id for e in train if e.dataset == d})
+        if len(ids) > limit:
+            ids = [ids[i] for i in rng.choice(len(ids), limit, replace=False)]
+        keep.update((d, i) for i in ids)
+    return [e for e in train if (e.dataset, e.id) in keep]
+
+
+def fold_standardization(head: TextHead, mu: np.ndarray, sd: np.ndarray) -> TextHead:
+    """``head`` trained on (x - mu) / sd, as a head that reads x: the first layer absorbs the standardisation."""
+    w1 = head.w1 / sd[:, None]
+    head.b1 = (head.b1 - (mu / sd) @ head.w1).astype(np.float32)
+    head.w1 = w1.astype(np.float32)
+    return head
+
+
 def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, embed=None) -> tuple[TextHead, dict]:
     """Train on ``examples`` (default: the corpus under cfg.data); ``embed(texts) -> (n, dim)`` (default: cache)."""
     import torch
@@ -325,6 +377,8 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
         examples = load_corpus(cfg.data)
     train = select(examples, split="train", datasets=cfg.train_dataset_list, langs=cfg.train_language_list,
                    translated=None if cfg.use_translations else False)
+    if cfg.max_train_per_dataset:
+        train = subsample_per_dataset(train, cfg.max_train_per_dataset, cfg.seed)
     if cfg.noise_fraction > 0:
         rng = np.random.default_rng(cfg.seed)
         pick = rng.choice(len(train), size=int(round(cfg.noise_fraction * len(train))), replace=False)
@@ -352,7 +406,13 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
         w /= w.mean()
 
     own_cache, adapter, finetune_history = None, None, []
-    if embed is None:
+    if embed is None and cfg.uses_llm_encoder:
+        from omni_mer.texthead.encoder import EmbeddingCache
+        from omni_mer.texthead.llm_encoder import LLMEncoder
+
+        own_cache = EmbeddingCache(cfg.cache, LLMEncoder(cfg.encoder, cfg.encoder_layer, threads=cfg.threads))
+        embed = lambda texts: own_cache.encode(texts, progress=True, batch=64)  # noqa: E731
+    elif embed is None:
         from omni_mer.texthead.encoder import E5Encoder, EmbeddingCache
 
         if cfg.finetune_layers > 0:
@@ -376,8 +436,16 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
                 cache_by_text[t] = v
         return np.stack([cache_by_text[e.text] for e in exs])
 
+    # LLM hidden states have a few huge dimensions: the MLP reads them standardised (train statistics), and the
+    # standardisation is folded into the saved first layer. e5's unit vectors are read as they are.
+    x = head_inputs(raw_of(train), [e.lang for e in train], cfg.language_feature)
+    mu, sd = np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32)
+    if cfg.uses_llm_encoder:  # the encoder's columns only: the language one-hot stays 0/1
+        n = x.shape[1] - (len(LANGUAGES) if cfg.language_feature else 0)
+        mu[:n], sd[:n] = x[:, :n].mean(0), np.maximum(x[:, :n].std(0), 1e-6)
+
     def inputs_of(exs: list[TextExample]) -> np.ndarray:  # what the network reads (+ the language one-hot)
-        return head_inputs(raw_of(exs), [e.lang for e in exs], cfg.language_feature)
+        return ((head_inputs(raw_of(exs), [e.lang for e in exs], cfg.language_feature) - mu) / sd).astype(np.float32)
 
     x = inputs_of(train)
 
@@ -388,7 +456,7 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
         net, best_epoch, hist = _fit_one(cfg, cfg.seed + k, X, D, T, V, W, len(ds_names), inputs_of, examples)
         members.append((net, best_epoch))
         history.append(hist)
-    head = _combine([net for net, _ in members], encoder_id, cfg.language_feature)
+    head = fold_standardization(_combine([net for net, _ in members], encoder_id, cfg.language_feature), mu, sd)
     logits_of = lambda exs: head.logits(raw_of(exs), [e.lang for e in exs])  # noqa: E731
     langs = tuple(cfg.train_language_list)
     head.calibration = fit_all_calibrations(logits_of, examples, langs)
@@ -399,6 +467,8 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
         "n_train": len(train), "train_seconds": round(time.perf_counter() - t0, 1),
         "history": history if cfg.ensemble > 1 else history[0],
     }
+    if cfg.uses_llm_encoder:
+        meta["encoder_spec"] = {"kind": "llm", "model": cfg.encoder, "layer": cfg.encoder_layer}
     if adapter is not None:
         head.encoder = adapter
         meta["encoder_finetune"] = {**adapter.meta, "history": finetune_history}
@@ -410,6 +480,35 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
     if own_cache is not None:
         own_cache.close()
     return head, meta
+
+
+def fuse_with(cfg: TrainTextConfig, head: TextHead, examples: list[TextExample], out: Path):
+    """Save ``head`` as ``out/member`` and fuse it with the head at ``cfg.fuse_with`` (texthead/fused.py) into
+    ``out``; returns the fused head."""
+    from omni_mer.texthead.encoder import CachedEmbedder, encoder_for
+    from omni_mer.texthead.fused import FusedTextHead, fit_fusion, relative_member_path
+
+    other = TextHead.load(cfg.fuse_with)
+    head.save(out / "member")
+    head = TextHead.load(out / "member")  # with its digest, as the fused head will find it
+    members = [other, head]
+    embeds = [CachedEmbedder(cfg.cache, encoder_for(m, cfg.threads)) for m in members]
+    langs = tuple(cfg.train_language_list)
+    try:
+        weights, calibration, objectives = fit_fusion(members, examples, embeds, langs, step=FUSION_STEP)
+    finally:
+        for e in embeds:
+            e.close()
+    # the valid rows also selected the member's epoch and fitted both members' calibrations: optimistic numbers
+    fused = FusedTextHead(members=members, member_paths=[relative_member_path(cfg.fuse_with, out), "member"],
+                          weights=weights, calibration=calibration,
+                          meta={"valid_objective": objectives, "fusion_grid_step": FUSION_STEP,
+                                "members_valid_objective": [m.meta.get("valid_objective") for m in members],
+                                "fusion": "per-language weights of the members' calibrated log-probabilities, "
+                                          "then a calibration, fitted on valid"})
+    log.info("train-text: fused with %s, weights %s, valid objective %s", cfg.fuse_with, weights, objectives)
+    fused.save(out)
+    return fused
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,15 +525,24 @@ def main(argv: list[str] | None = None) -> int:
         return user_error("omni-mer train-text", exc)
     head, meta = train_head(cfg, examples)
     out = Path(cfg.out)
-    head.save(out)
+    if cfg.fuse_with:
+        head = fuse_with(cfg, head, examples, out)
+    else:
+        head.save(out)
     metrics = evaluate_head(head, examples, split="test", cache=cfg.cache, threads=cfg.threads)
     write_metrics(metrics, out / "metrics.json")
     from omni_mer.texthead.card import write_card
 
     write_card(out, head, metrics, cfg.data)
-    (out / "history.json").write_text(json.dumps(meta["history"], indent=1), encoding="utf-8")
-    log.info("train-text: best epoch %s, valid objective %.4f, wrote %s", meta["best_epoch"],
-             meta["valid_objective"], out)
+    trained = out
+    if cfg.fuse_with:  # the member trained here gets its own metrics and card (its features are cached by now)
+        trained = out / "member"
+        member_metrics = evaluate_head(head.members[-1], examples, split="test", cache=cfg.cache, threads=cfg.threads)
+        write_metrics(member_metrics, trained / "metrics.json")
+        write_card(trained, head.members[-1], member_metrics, cfg.data)
+    (trained / "history.json").write_text(json.dumps(meta["history"], indent=1), encoding="utf-8")
+    log.info("train-text: best epoch %s, valid objective %.4f (%s), wrote %s", meta["best_epoch"],
+             meta["valid_objective"], "the member trained here" if cfg.fuse_with else "the head", out)
     from omni_mer.core.console import emit
 
     emit(json.dumps({k: {m: v[m] for m in ("acc5", "uar", "mae", "n")} for k, v in metrics.items()

@@ -38,7 +38,9 @@ class LLMEvalConfig:
     reward_funcs: list[str] = field(default_factory=lambda: ["format", "accuracy_ordinal", "grounding", "language"],
                                     metadata={"help": "rewards averaged over the generations"})
     reward_weights: list[float] | None = field(default=None, metadata={"help": "their weights (default 1 each)"})
-    text_head: bool = field(default=False, metadata={"help": "also score the rows with the shipped text head"})
+    text_head: bool = field(default=False, metadata={
+        "help": "also score the rows with the shipped text head ($OMNI_MER_TEXT_HEAD or auto: texthead/shipped.py; "
+                "the one used is recorded as text_head in the output)"})
     out: str = field(default="runs/llm-eval.json", metadata={"help": "JSON written with the metrics"})
 
     def __post_init__(self) -> None:
@@ -107,7 +109,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
                                      for k, vals in per.items()}
     head_preds = None
     if cfg.text_head:
-        head_preds = _text_head_predictions(rows)
+        head_preds, result["text_head"] = _text_head_predictions(rows)
     for name in cfg.datasets + ["all"]:
         idx = [i for i, r in enumerate(rows) if name == "all" or r.dataset == name]
         d = _metrics([rows[i].label for i in idx], [preds[i] for i in idx])
@@ -126,14 +128,17 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
     return result
 
 
-def _text_head_predictions(rows) -> list[str]:
-    from omni_mer.texthead.encoder import E5Encoder
+def _text_head_predictions(rows) -> tuple[list[str], dict]:
+    """The shipped text head's labels for ``rows`` (texthead/shipped.py's choice) and which head that was."""
+    from omni_mer.texthead.encoder import encoder_for
     from omni_mer.texthead.evaluate import predict_labels
-    from omni_mer.texthead.head import DEFAULT_HEAD_DIR, TextHead
+    from omni_mer.texthead.fused import load_text_head
+    from omni_mer.texthead.shipped import text_head_dir
 
-    head = TextHead.load(DEFAULT_HEAD_DIR)
-    enc = E5Encoder(threads=2, adapter=head.encoder)
-    return predict_labels(head, rows, enc.encode)
+    folder = text_head_dir()
+    head = load_text_head(folder)
+    return predict_labels(head, rows, encoder_for(head, threads=2).encode), {"folder": folder.name,
+                                                                              "digest": head.digest}
 
 
 def main(argv: list[str] | None = None, prog: str = "omni-mer eval-llm") -> int:
