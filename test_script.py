@@ -2,7 +2,10 @@
 
     python test_script.py [--input Test_Data] [--output Test_Results] [--supplements Test_Supplements]
                           [--backend auto|lite|omni|llm] [--model PATH] [--adapter PATH] [--workers N] [--resume]
-                          [--id-with-ext]
+                          [--id-with-ext] [--text-head auto|e5|fused|DIR]
+
+The text head: auto (default) reads the fused e5 + Qwen2.5-Coder-1.5B head when its weights are set up
+(OMNI_MER_LLM=qwen2.5-coder-1.5b bash scripts/setup.sh --llm), else the e5 head (docs/text_head.md).
 """
 
 import os

@@ -37,6 +37,7 @@ FUSED_FORMAT = 1
 
 
 def _row_langs(lang, n: int) -> list[str]:
+    """One language per row (``lang`` given once or per row), each of LANGUAGES: the weights depend on it."""
     langs = [lang] * n if lang is None or isinstance(lang, str) else list(lang)
     if len(langs) != n or any(la not in LANGUAGES for la in langs):
         raise ValueError(f"the fused text head needs a language in {LANGUAGES} per row (got {lang!r})")
