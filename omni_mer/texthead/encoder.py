@@ -196,10 +196,6 @@ class ConcatEncoder:
         self.id = " + ".join(p.id for p in self.parts)
         self.dim = sum(int(p.dim) for p in self.parts)
 
-    @property
-    def cache_id(self) -> str:
-        return " + ".join(getattr(p, "cache_id", p.id) for p in self.parts)
-
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(n, sum of the parts' dims): each part's vectors of ``texts``, side by side."""
         return np.concatenate([p.encode(texts) for p in self.parts], axis=1).astype(np.float32)
@@ -208,7 +204,7 @@ class ConcatEncoder:
 def e5_adapter_of(head) -> "EncoderAdapter | None":
     """The fine-tuned e5 adapter ``head`` (or its first e5 member) reads with; None for frozen e5 or none."""
     for m in getattr(head, "members", [head]):
-        if m.meta.get("encoder_spec", {}).get("kind") != "llm":
+        if m.encoder_spec is None:
             return m.encoder
     return None
 
@@ -222,11 +218,10 @@ def encoder_for(head, threads: int = 1, engine=None):
     if members is not None:
         first_e5 = e5_adapter_of(head)
         enc = ConcatEncoder([encoder_for(m, threads, engine if m.encoder is first_e5 else None) for m in members])
-    elif head.meta.get("encoder_spec", {}).get("kind") == "llm":
+    elif head.encoder_spec is not None:
         from omni_mer.texthead.llm_encoder import LLMEncoder
 
-        spec = head.meta["encoder_spec"]
-        enc = LLMEncoder(spec["model"], int(spec["layer"]), threads=threads)
+        enc = LLMEncoder(head.encoder_spec["model"], int(head.encoder_spec["layer"]), threads=threads)
     else:
         enc = E5Encoder(threads=threads, engine=engine, adapter=head.encoder)
     if enc.id != head.encoder_id:
@@ -241,6 +236,11 @@ class CachedEmbedder:
     def __init__(self, path: str | Path, encoder, progress: bool = True) -> None:
         self.caches = [EmbeddingCache(path, p) for p in getattr(encoder, "parts", [encoder])]
         self.progress = progress
+
+    @classmethod
+    def for_head(cls, path: str | Path, head, threads: int = 1) -> "CachedEmbedder":
+        """The cached vectors ``head`` reads (``encoder_for``: e5, an LLM, or a fused head's members)."""
+        return cls(path, encoder_for(head, threads))
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """The vectors of ``texts`` (cached ones read, the rest computed and stored)."""

@@ -29,6 +29,7 @@ import numpy as np
 from omni_mer.core.labels import LABELS
 from omni_mer.eval.metrics import classification_metrics
 from omni_mer.texthead.corpus import DATASETS, DEFAULT_DATASETS, TextExample, load_corpus, select
+from omni_mer.texthead.encoder import CachedEmbedder
 from omni_mer.core.i18n import LANGUAGES
 from omni_mer.texthead.fused import load_text_head
 from omni_mer.texthead.head import TextHead
@@ -47,13 +48,6 @@ def _metrics(gold: list[str], pred: list[str]) -> dict:
     return {k: m[k] for k in ("acc5", "uar", "mae", "macro_f1", "acc2", "n")}
 
 
-def cached_embedder(cache: str | Path, threads: int, head):
-    """The cached vectors ``head`` reads (encoder.encoder_for: e5, an LLM, or a fused head's members side by side)."""
-    from omni_mer.texthead.encoder import CachedEmbedder, encoder_for
-
-    return CachedEmbedder(cache, encoder_for(head, threads))
-
-
 def predict_labels(head: TextHead, examples: list[TextExample], embed) -> list[str]:
     """Argmax labels of the head for each example, under the example's own language's calibration."""
     if not examples:
@@ -61,14 +55,8 @@ def predict_labels(head: TextHead, examples: list[TextExample], embed) -> list[s
     unknown = sorted({e.lang for e in examples} - set(LANGUAGES))
     if unknown:
         raise ValueError(f"examples in languages {unknown}; the text head reads {', '.join(LANGUAGES)}")
-    z = head.logits(embed([e.text for e in examples]), [e.lang for e in examples])
-    out = []
-    for lang in LANGUAGES:
-        idx = [i for i, e in enumerate(examples) if e.lang == lang]
-        if idx:
-            p = head.probs(z[idx], lang)
-            out += list(zip(idx, p.argmax(1)))
-    return [LABELS[k] for _, k in sorted(out)]
+    langs = [e.lang for e in examples]
+    return [LABELS[k] for k in head.probs(head.logits(embed([e.text for e in examples]), langs), langs).argmax(1)]
 
 
 def evaluate_head(head: TextHead, examples: list[TextExample], split: str = "test", cache: str | Path | None = None,
@@ -79,7 +67,7 @@ def evaluate_head(head: TextHead, examples: list[TextExample], split: str = "tes
     if embed is None:
         from omni_mer.texthead.train import DEFAULT_CACHE
 
-        embed = cached_embedder(cache or DEFAULT_CACHE, threads, head)
+        embed = CachedEmbedder.for_head(cache or DEFAULT_CACHE, head, threads)
     out: dict = {}
     rng = np.random.default_rng(NOISE_SEED)
     for key, (name, _) in DATASETS.items():
@@ -125,7 +113,7 @@ def crosslingual(examples: list[TextExample], base_config, embed, split: str = "
                       noise_fraction=0.0)
         if own_encoders:
             head, _ = train_head(cfg, examples)
-            embed = cached_embedder(cfg.cache, cfg.threads, head)
+            embed = CachedEmbedder.for_head(cfg.cache, head, cfg.threads)
         else:
             head, _ = train_head(cfg, examples, embed)
         heads[name] = head
@@ -190,18 +178,19 @@ def main(argv: list[str] | None = None) -> int:
     from omni_mer.core.errors import ModelNotFoundError
 
     try:
-        head = load_text_head(text_head_dir(cfg.head))
+        folder = text_head_dir(cfg.head)
+        head = load_text_head(folder)
         examples = load_corpus(cfg.data)
     except (ValueError, FileNotFoundError, ModelNotFoundError) as exc:
         return user_error("omni-mer eval-text", exc)
-    embed = cached_embedder(cfg.cache or DEFAULT_CACHE, cfg.threads, head)
+    embed = CachedEmbedder.for_head(cfg.cache or DEFAULT_CACHE, head, cfg.threads)
     metrics = evaluate_head(head, examples, split=cfg.split, embed=embed)
-    metrics["head"] = {"folder": text_head_dir(cfg.head).name, "digest": head.digest, "encoder": head.encoder_id}
+    metrics["head"] = {"folder": folder.name, "digest": head.digest, "encoder": head.encoder_id}
     if cfg.crosslingual:
         matrix_head, matrix_embed = head, embed
         if getattr(head, "members", None):  # fused: the matrix retrains its member on a frozen encoder (docstring)
-            matrix_head = next((m for m in head.members if m.meta.get("encoder_spec")), head.members[0])
-            matrix_embed = cached_embedder(cfg.cache or DEFAULT_CACHE, cfg.threads, matrix_head)
+            matrix_head = next((m for m in head.members if m.encoder_spec), head.members[0])
+            matrix_embed = CachedEmbedder.for_head(cfg.cache or DEFAULT_CACHE, matrix_head, cfg.threads)
         known = set(TrainTextConfig.__dataclass_fields__)
         saved = {k: v for k, v in matrix_head.meta.get("config", {}).items() if k in known}
         base = TrainTextConfig(**{**saved, "data": cfg.data, "threads": cfg.threads, "fuse_with": "",

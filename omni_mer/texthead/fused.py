@@ -30,18 +30,10 @@ import numpy as np
 
 from omni_mer.core.i18n import LANGUAGES
 from omni_mer.core.labels import LABELS
-from omni_mer.texthead.head import CalibratedHead, LanguageCalibration, TextHead
+from omni_mer.texthead.head import CalibratedHead, LanguageCalibration, TextHead, row_languages
 
 FUSED_FILE = "fused.json"
 FUSED_FORMAT = 1
-
-
-def _row_langs(lang, n: int) -> list[str]:
-    """One language per row (``lang`` given once or per row), each of LANGUAGES: the weights depend on it."""
-    langs = [lang] * n if lang is None or isinstance(lang, str) else list(lang)
-    if len(langs) != n or any(la not in LANGUAGES for la in langs):
-        raise ValueError(f"the fused text head needs a language in {LANGUAGES} per row (got {lang!r})")
-    return langs
 
 
 def member_width(head: TextHead) -> int:
@@ -51,12 +43,7 @@ def member_width(head: TextHead) -> int:
 
 def member_logprobs(head: TextHead, emb: np.ndarray, langs: list[str]) -> np.ndarray:
     """(n, 5) log-probabilities of ``head`` under each row's own language calibration."""
-    z = head.logits(emb, langs)
-    out = np.zeros_like(z)
-    for la in set(langs):
-        idx = [i for i, x in enumerate(langs) if x == la]
-        out[idx] = np.log(np.clip(head.probs(z[idx], la), 1e-12, 1.0))
-    return out
+    return np.log(np.clip(head.probs(head.logits(emb, langs), langs), 1e-12, 1.0))
 
 
 @dataclass
@@ -97,7 +84,7 @@ class FusedTextHead(CalibratedHead):
     def logits(self, emb: np.ndarray, lang: str | list[str] | None = None) -> np.ndarray:
         """The weighted sum of the members' calibrated log-probabilities, weights of each row's language, (n, 5)."""
         parts = self._split(emb)
-        langs = _row_langs(lang, len(parts[0]))
+        langs = row_languages(lang, len(parts[0]))
         w = np.asarray([self.weights[la] for la in langs])  # (n, members)
         lps = [member_logprobs(m, x, langs) for m, x in zip(self.members, parts)]
         return sum(w[:, [k]] * lp for k, lp in enumerate(lps))

@@ -81,14 +81,20 @@ def head_digest(folder: str | Path) -> str | None:
     return hashlib.sha1(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
 
 
+def row_languages(lang: str | list[str] | None, n: int) -> list[str]:
+    """One language of LANGUAGES per row: ``lang`` given once for all ``n`` rows, or one per row."""
+    langs = [lang] * n if lang is None or isinstance(lang, str) else list(lang)
+    if len(langs) != n or any(la not in LANGUAGES for la in langs):
+        raise ValueError(f"the text head needs a language in {LANGUAGES} per row (got {lang!r})")
+    return langs
+
+
 def head_inputs(emb: np.ndarray, lang: str | list[str] | None, language_feature: bool) -> np.ndarray:
     """The head's input rows: the embeddings, plus a one-hot of the language (LANGUAGES order) when used."""
     x = np.atleast_2d(np.asarray(emb, dtype=np.float32))
     if not language_feature:
         return x
-    langs = [lang] * len(x) if lang is None or isinstance(lang, str) else list(lang)
-    if len(langs) != len(x) or any(la not in LANGUAGES for la in langs):
-        raise ValueError(f"the text head needs a language in {LANGUAGES} per row (got {lang!r})")
+    langs = row_languages(lang, len(x))
     onehot = np.asarray([[la == k for k in LANGUAGES] for la in langs], dtype=np.float32)
     return np.concatenate([x, onehot], axis=1)
 
@@ -112,8 +118,19 @@ class CalibratedHead:
             raise ValueError(f"the text head has no calibration for language {lang!r}; valid: {', '.join(self.calibration)}")
         return self.calibration[lang]
 
-    def probs(self, logits: np.ndarray, lang: str | None, tilt: np.ndarray | float = 0.0) -> np.ndarray:
-        return self.calibration_for(lang).apply(logits, tilt)
+    def probs(self, logits: np.ndarray, lang: str | list[str] | None,
+              tilt: np.ndarray | float = 0.0) -> np.ndarray:
+        """Calibrated probabilities of ``logits`` under ``lang``'s calibration, or each row's own (a list)."""
+        if lang is None or isinstance(lang, str):
+            return self.calibration_for(lang).apply(logits, tilt)
+        z = np.atleast_2d(logits)
+        langs = row_languages(lang, len(z))
+        tilts = np.broadcast_to(np.asarray(tilt, dtype=np.float64).reshape(-1), (len(z),))
+        out = np.empty(z.shape, dtype=np.float64)
+        for la in dict.fromkeys(langs):
+            idx = [i for i, x in enumerate(langs) if x == la]
+            out[idx] = self.calibration_for(la).apply(z[idx], tilts[idx])
+        return out
 
     def predict(self, emb: np.ndarray, lang: str | None) -> tuple[np.ndarray, np.ndarray]:
         z = self.logits(emb, lang)
@@ -155,6 +172,12 @@ class TextHead(CalibratedHead):
         x = head_inputs(emb, lang, self.language_feature)
         h = _gelu(x @ self.w1 + self.b1)
         return (h @ self.w2 + self.b2).astype(np.float64)
+
+    @property
+    def encoder_spec(self) -> dict | None:
+        """How to build an LLM encoder this head reads (``{"kind": "llm", "model", "layer"}``); None for e5."""
+        spec = self.meta.get("encoder_spec")
+        return spec if spec and spec.get("kind") == "llm" else None
 
     def prior_logits(self, lang: str | None = None) -> np.ndarray:
         """The logits of "nothing said": the head's own reading of an empty transcript (the coalitions without text).

@@ -14,13 +14,12 @@ The choice, ``--text-head`` of `omni-mer predict` / test_script.py or else ``OMN
 Public API:
     TEXT_HEAD_CHOICES, TEXT_HEAD_ENV, E5_HEAD_DIR, FUSED_HEAD_DIR
     text_head_dir(choice=None) -> Path      load_shipped_head(choice=None) -> head or None
-    head_llm_models(folder) -> list[str]
+    head_llm_models(head or folder) -> list[str]
     use_text_head(choice)   this process and its workers read ``choice`` (a no-op for an empty choice)
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -36,25 +35,22 @@ TEXT_HEAD_ENV = "OMNI_MER_TEXT_HEAD"
 _reported: set[str] = set()
 
 
-def head_llm_models(folder: str | Path) -> list[str]:
-    """The LLMs (registered names or folders) whose hidden states the head in ``folder`` (or its members) reads."""
-    from omni_mer.texthead.fused import FUSED_FILE
+def head_llm_models(head) -> list[str]:
+    """The LLMs (registered names or folders) whose hidden states ``head`` (or the head saved in that folder), or its
+    members, read."""
+    if isinstance(head, (str, Path)):
+        from omni_mer.texthead.fused import load_text_head
 
-    folder = Path(folder)
-    if (folder / FUSED_FILE).is_file():
-        members = json.loads((folder / FUSED_FILE).read_text(encoding="utf-8"))["members"]
-        return [m for spec in members for m in head_llm_models(folder / spec["path"])]
-    info = json.loads((folder / "head.json").read_text(encoding="utf-8"))
-    spec = info.get("meta", {}).get("encoder_spec", {})
-    return [spec["model"]] if spec.get("kind") == "llm" else []
+        head = load_text_head(head)
+    return [m.encoder_spec["model"] for m in getattr(head, "members", [head]) if m.encoder_spec]
 
 
-def _missing_llms(folder: Path) -> list[str]:
+def _missing_llms(head) -> list[str]:
     from omni_mer.core.errors import ModelNotFoundError
     from omni_mer.llm.model import resolve_model_dir
 
     missing = []
-    for model in head_llm_models(folder):
+    for model in head_llm_models(head):
         try:
             resolve_model_dir(model)
         except ModelNotFoundError:
@@ -62,11 +58,42 @@ def _missing_llms(folder: Path) -> list[str]:
     return missing
 
 
-def _fallback(reason: str) -> Path:
+def _fallback(reason: str) -> tuple[Path, None]:
     if reason not in _reported:  # once per process and reason
         _reported.add(reason)
         log.info("text head: the e5 head (%s); %s (docs/text_head.md)", E5_HEAD_DIR, reason)
-    return E5_HEAD_DIR
+    return E5_HEAD_DIR, None
+
+
+def _resolve(choice: str | Path | None):
+    """(folder, the head loaded from it, or None when not loaded yet) for ``choice`` (``text_head_dir``)."""
+    from omni_mer.core.errors import ModelNotFoundError
+    from omni_mer.texthead.fused import load_text_head, saved_head_in
+
+    choice = str(choice or os.environ.get(TEXT_HEAD_ENV) or "auto")
+    if choice == "e5":
+        return E5_HEAD_DIR, None
+    folder = FUSED_HEAD_DIR if choice in ("auto", "fused") else Path(choice)
+    if not saved_head_in(folder):
+        if choice == "auto":
+            return E5_HEAD_DIR, None
+        raise ValueError(f"text head {choice!r}: not one of {', '.join(TEXT_HEAD_CHOICES)} and not a folder holding "
+                         f"a trained head (head.json or fused.json)" if choice != "fused" else
+                         f"text head 'fused': {folder} holds no fused head (fused.json)")
+    try:
+        head = load_text_head(folder)  # numpy only: a broken or stale head is found here, not in the first clip
+    except ValueError as exc:
+        if choice == "auto":
+            return _fallback(f"the fused head does not load: {exc}")
+        raise
+    missing = _missing_llms(head)
+    if missing and choice == "auto":
+        return _fallback(f"the fused head also needs {', '.join(missing)}: "
+                         f"`OMNI_MER_LLM={missing[0]} bash scripts/setup.sh --llm`")
+    if missing:
+        raise ModelNotFoundError(f"text head {choice!r} ({folder}) reads {', '.join(missing)}, which is not set up: "
+                                 f"run `OMNI_MER_LLM={missing[0]} bash scripts/setup.sh --llm`")
+    return folder, head
 
 
 def text_head_dir(choice: str | Path | None = None) -> Path:
@@ -74,41 +101,18 @@ def text_head_dir(choice: str | Path | None = None) -> Path:
     the fused one cannot be used (its LLM not set up, or it does not load, e.g. the e5 head was retrained without
     refitting the fusion); an explicit choice raises instead: ValueError for a bad choice or a head that does not
     load, ModelNotFoundError for an LLM that is not set up."""
-    from omni_mer.core.errors import ModelNotFoundError
-    from omni_mer.texthead.fused import load_text_head, saved_head_in
-
-    choice = str(choice or os.environ.get(TEXT_HEAD_ENV) or "auto")
-    if choice == "e5":
-        return E5_HEAD_DIR
-    folder = FUSED_HEAD_DIR if choice in ("auto", "fused") else Path(choice)
-    if not saved_head_in(folder):
-        if choice == "auto":
-            return E5_HEAD_DIR
-        raise ValueError(f"text head {choice!r}: not one of {', '.join(TEXT_HEAD_CHOICES)} and not a folder holding "
-                         f"a trained head (head.json or fused.json)" if choice != "fused" else
-                         f"text head 'fused': {folder} holds no fused head (fused.json)")
-    try:
-        load_text_head(folder)  # numpy only: a broken or stale head is found here, not in the first clip
-    except ValueError as exc:
-        if choice == "auto":
-            return _fallback(f"the fused head does not load: {exc}")
-        raise
-    missing = _missing_llms(folder)
-    if missing and choice == "auto":
-        return _fallback(f"the fused head also needs {', '.join(missing)}: "
-                         f"`OMNI_MER_LLM={missing[0]} bash scripts/setup.sh --llm`")
-    if missing:
-        raise ModelNotFoundError(f"text head {choice!r} ({folder}) reads {', '.join(missing)}, which is not set up: "
-                                 f"run `OMNI_MER_LLM={missing[0]} bash scripts/setup.sh --llm`")
-    return folder
+    return _resolve(choice)[0]
 
 
 def load_shipped_head(choice: str | Path | None = None):
-    """The head ``text_head_dir(choice)`` names (a TextHead or FusedTextHead), or None when that folder is empty."""
+    """The head ``text_head_dir(choice)`` names (a TextHead or FusedTextHead, loaded once), or None when that
+    folder holds none."""
     from omni_mer.texthead.fused import load_text_head, saved_head_in
 
-    folder = text_head_dir(choice)
-    return load_text_head(folder) if saved_head_in(folder) else None
+    folder, head = _resolve(choice)
+    if head is None and saved_head_in(folder):
+        head = load_text_head(folder)
+    return head
 
 
 def use_text_head(choice: str | None) -> None:

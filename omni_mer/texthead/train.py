@@ -485,14 +485,14 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
 def fuse_with(cfg: TrainTextConfig, head: TextHead, examples: list[TextExample], out: Path):
     """Save ``head`` as ``out/member`` and fuse it with the head at ``cfg.fuse_with`` (texthead/fused.py) into
     ``out``; returns the fused head."""
-    from omni_mer.texthead.encoder import CachedEmbedder, encoder_for
+    from omni_mer.texthead.encoder import CachedEmbedder
     from omni_mer.texthead.fused import FusedTextHead, fit_fusion, relative_member_path
 
     other = TextHead.load(cfg.fuse_with)
     head.save(out / "member")
     head = TextHead.load(out / "member")  # with its digest, as the fused head will find it
     members = [other, head]
-    embeds = [CachedEmbedder(cfg.cache, encoder_for(m, cfg.threads)) for m in members]
+    embeds = [CachedEmbedder.for_head(cfg.cache, m, cfg.threads) for m in members]
     langs = tuple(cfg.train_language_list)
     try:
         weights, calibration, objectives = fit_fusion(members, examples, embeds, langs, step=FUSION_STEP)
