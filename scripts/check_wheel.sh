@@ -12,6 +12,7 @@ wheel=$(ls "$work"/dist/omni_mer-*.whl)
 for f in omni_mer/prompt_texts/system.txt omni_mer/prompt_texts/user_en.txt omni_mer/prompt_texts/user_zh.txt \
          omni_mer/py.typed omni_mer/texthead/model/head.json omni_mer/texthead/model/head.npz omni_mer/texthead/model/encoder.npz \
          omni_mer/texthead/model_fused/fused.json omni_mer/texthead/model_fused/member/head.npz \
+         omni_mer/texthead/model_fused/member_mosei4k/head.npz \
          omni_mer/core/__init__.py omni_mer/media/__init__.py omni_mer/report/__init__.py omni_mer/batch/__init__.py \
          omni_mer/eval/__init__.py omni_mer/demo/__init__.py omni_mer/cli/__init__.py; do
   .venv/bin/python -c "import sys, zipfile; sys.exit('$f' not in zipfile.ZipFile('$wheel').namelist())" \

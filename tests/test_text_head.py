@@ -432,17 +432,18 @@ def test_train_text_on_llm_states_fused_with_another_head(tables, tiny_llm, tmp_
 
     rng = np.random.default_rng(0)
     cal = {lang: LanguageCalibration((0.0,) * 5, 1.0) for lang in ("en", "zh")}
-    TextHead(w1=rng.normal(size=(384, 8)).astype(np.float32), b1=np.zeros(8, np.float32),
-             w2=rng.normal(size=(8, 5)).astype(np.float32), b2=np.zeros(5, np.float32), calibration=cal,
-             encoder_id=E5_ID).save(tmp_path / "e5head")  # a head on frozen e5
+    for name in ("e5head", "e5head2"):  # two heads on frozen e5: the fused head embeds with e5 once
+        TextHead(w1=rng.normal(size=(384, 8)).astype(np.float32), b1=np.zeros(8, np.float32),
+                 w2=rng.normal(size=(8, 5)).astype(np.float32), b2=np.zeros(5, np.float32), calibration=cal,
+                 encoder_id=E5_ID).save(tmp_path / name)
     out, cache = tmp_path / "fused", tmp_path / "emb.sqlite"
     assert cli_main(["train-text", "--data", str(tables), "--out", str(out), "--cache", str(cache),
                      "--encoder", str(tiny_llm), "--encoder-layer", "2", "--finetune-layers", "0", "--epochs", "3",
-                     "--hidden-size", "16", "--max-train-per-dataset", "20", "--fuse-with", str(tmp_path / "e5head"),
-                     "--threads", "1"]) == 0
+                     "--hidden-size", "16", "--max-train-per-dataset", "20",
+                     "--fuse-with", f"{tmp_path / 'e5head'},{tmp_path / 'e5head2'}", "--threads", "1"]) == 0
     head = load_text_head(out)
-    assert isinstance(head, FusedTextHead) and head.member_paths[1] == "member"
-    member = head.members[1]
+    assert isinstance(head, FusedTextHead) and head.member_paths == ["../e5head", "../e5head2", "member"]
+    member = head.members[2]
     assert member.meta["encoder_spec"] == {"kind": "llm", "model": str(tiny_llm), "layer": 2}
     assert member.encoder_id.startswith("llm:model-") and "/layer2/" in member.encoder_id  # folder name + digest
     assert member.meta["n_train"] < 3 * N_ROWS // 2  # 20 source rows per dataset (and their translations)
@@ -518,6 +519,29 @@ def test_fuse_with_inside_out_is_refused(tables, tmp_path, capsys):
         cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "out"), "--encoder", "some-llm",
                   "--finetune-layers", "0", "--fuse-with", str(tmp_path / "out" / "member")])
     assert e.value.code == 2 and "lies in --out" in capsys.readouterr().err
+    _toy_head().save(tmp_path / "other")
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "out"), "--encoder", "some-llm",
+                  "--finetune-layers", "0", "--fuse-with", f"{tmp_path / 'other'},{tmp_path / 'other'}/"])
+    assert e.value.code == 2 and "named twice" in capsys.readouterr().err
+
+
+def test_concat_encoder_runs_a_shared_encoder_once():
+    from omni_mer.texthead.encoder import ConcatEncoder
+
+    class Counting:
+        def __init__(self, id_, dim):
+            self.id, self.dim, self.calls = id_, dim, 0
+
+        def encode(self, texts):
+            self.calls += 1
+            return np.full((len(texts), self.dim), float(self.dim), np.float32)
+
+    a, b, a_again = Counting("a", 2), Counting("b", 3), Counting("a", 2)
+    enc = ConcatEncoder([a, b, a_again])
+    out = enc.encode(["x", "y"])
+    assert out.shape == (2, 7) and enc.dim == 7 and enc.id == "a + b + a"
+    assert out[0].tolist() == [2, 2, 3, 3, 3, 2, 2] and (a.calls, b.calls, a_again.calls) == (1, 1, 0)
 
 
 def test_predict_takes_a_text_head_choice_and_rejects_a_bad_one(tmp_path, capsys):
@@ -574,4 +598,6 @@ def test_every_text_recipe_parses(recipe, monkeypatch):
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)  # recipes name their paths from the repository root
     cfg = parse_config(TrainTextConfig, ["--config", f"recipes/text/{recipe}"], prog="omni-mer train-text")
-    assert cfg.uses_llm_encoder and cfg.finetune_layers == 0 and (root / cfg.fuse_with / "head.json").is_file()
+    assert cfg.uses_llm_encoder and cfg.finetune_layers == 0
+    assert all((root / f / "head.json").is_file() for f in cfg.fuse_with_list)  # what it fuses is shipped
+    assert (root / cfg.out / ("fused.json" if cfg.fuse_with else "head.json")).is_file()  # and so is what it trains

@@ -30,8 +30,9 @@ def encoder_line(head) -> str:
             f"- **Encoder**: `{head.encoder_id}` — {base}, partly fine-tuned (`encoder.npz`).")
 
 
-def card_text(head, metrics: dict, data: str) -> str:
-    """Markdown: what the head is, the data and splits it learned from, its calibration, its test metrics, the licence."""
+def card_text(head, metrics: dict, data: str, folder: str | Path = "DIR") -> str:
+    """Markdown: what the head is, the data and splits it learned from, its calibration, its test metrics, the licence
+    (``folder``: where the head is saved, for the command that measures it)."""
     from omni_mer.texthead.train import CALIBRATION_DATASETS
 
     cfg = head.meta.get("config", {})
@@ -58,11 +59,12 @@ def card_text(head, metrics: dict, data: str) -> str:
         f"{head.meta.get('valid_objective', float('nan')):.4f}; {head.meta.get('n_train')} train examples, "
         f"{head.meta.get('train_seconds')} s on the CPU.",
         ("- **Reproduce**: `omni-mer train-text` with the config in head.json's `meta.config` (the shipped fused "
-         "head's member: `--config recipes/text/fused-qwen2.5-coder-1.5b.yaml`); measure: " if cfg.get("fuse_with")
-         or head.encoder_spec else
+         "head's LLM members: `--config recipes/text/qwen2.5-coder-1.5b-mosei4k.yaml`, then `--config "
+         "recipes/text/fused-qwen2.5-coder-1.5b.yaml`); measure: " if cfg.get("fuse_with") or head.encoder_spec else
          "- **Reproduce**: `omni-mer train-text --data ../shared/data/text --out omni_mer/texthead/model`; measure: ")
         +
-        "`omni-mer eval-text --data ../shared/data/text --split test --out runs/text_eval` (docs/text_head.md).",
+        f"`omni-mer eval-text --data ../shared/data/text --split test --head {Path(folder).as_posix()} --out "
+        "runs/text_eval` (docs/text_head.md).",
         "",
         "## Test metrics (native transcripts; `/translated`: the same rows machine-translated; `/asr_noise`: with "
         "ASR-like noise)",
@@ -115,7 +117,7 @@ def fused_card_text(head, metrics: dict, data: str) -> str:
     lines += [f"| {name} | {m['acc5']:.3f} | {m['uar']:.3f} | {m['mae']:.3f} | {m['n']} |"
               for name, m in metrics.items() if isinstance(m, dict) and "acc5" in m]
     lines += ["", "Reproduce: `omni-mer train-text --config recipes/text/fused-qwen2.5-coder-1.5b.yaml` (after the e5 "
-              "head; docs/text_head.md); measure: `omni-mer eval-text --data ../shared/data/text --split test --head "
+              "head and the members it names in --fuse-with; docs/text_head.md); measure: `omni-mer eval-text --data ../shared/data/text --split test --head "
               "fused --out runs/text_eval_fused`.",
               "", "Each member has its own card in its folder. Licence and data terms: research-only, as the members' "
               "(CMU-MOSEI, CMU-MOSI, CH-SIMS v2, MER2023 terms); Qwen2.5-Coder weights: Apache-2.0."]
@@ -124,6 +126,7 @@ def fused_card_text(head, metrics: dict, data: str) -> str:
 
 def write_card(folder: str | Path, head, metrics: dict, data: str) -> Path:
     path = Path(folder) / "README.md"
-    text = fused_card_text(head, metrics, data) if getattr(head, "members", None) else card_text(head, metrics, data)
+    text = (fused_card_text(head, metrics, data) if getattr(head, "members", None)
+            else card_text(head, metrics, data, folder))
     path.write_text(text, encoding="utf-8")
     return path

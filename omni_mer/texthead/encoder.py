@@ -187,18 +187,30 @@ class EmbeddingCache:
 
 
 class ConcatEncoder:
-    """Several encoders side by side: each text's vectors concatenated in order (a fused head's input)."""
+    """Several encoders side by side: each text's vectors concatenated in order (a fused head's input). Slots with
+    the same encoder id share one encoder (``parts``, the distinct ones; ``slots``, the part index of each slot), so
+    two heads on one LLM load and run it once."""
 
-    def __init__(self, parts: Sequence) -> None:
-        if not parts:
+    def __init__(self, encoders: Sequence) -> None:
+        if not encoders:
             raise ValueError("ConcatEncoder needs at least one encoder")
-        self.parts = list(parts)
-        self.id = " + ".join(p.id for p in self.parts)
-        self.dim = sum(int(p.dim) for p in self.parts)
+        first: dict[str, int] = {}
+        self.parts, self.slots = [], []
+        for enc in encoders:
+            if enc.id not in first:
+                first[enc.id] = len(self.parts)
+                self.parts.append(enc)
+            self.slots.append(first[enc.id])
+        self.id = " + ".join(enc.id for enc in encoders)
+        self.dim = sum(int(self.parts[k].dim) for k in self.slots)
+
+    def join(self, part_vectors: Sequence[np.ndarray]) -> np.ndarray:
+        """The slots' vectors side by side, from each distinct part's vectors (in ``parts`` order)."""
+        return np.concatenate([part_vectors[k] for k in self.slots], axis=1).astype(np.float32)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, sum of the parts' dims): each part's vectors of ``texts``, side by side."""
-        return np.concatenate([p.encode(texts) for p in self.parts], axis=1).astype(np.float32)
+        """(n, sum of the slots' dims): each slot's vectors of ``texts``, side by side (each part run once)."""
+        return self.join([p.encode(texts) for p in self.parts])
 
 
 def e5_adapter_of(head) -> "EncoderAdapter | None":
@@ -230,10 +242,11 @@ def encoder_for(head, threads: int = 1, engine=None):
 
 
 class CachedEmbedder:
-    """``encoder``'s vectors through the SQLite cache at ``path``; a ConcatEncoder's parts each under their own
-    keys (a part shared by several heads is computed once). Call with texts; ``close()`` when done."""
+    """``encoder``'s vectors through the SQLite cache at ``path``; a ConcatEncoder's distinct parts each under their
+    own keys (a part shared by several heads is computed once). Call with texts; ``close()`` when done."""
 
     def __init__(self, path: str | Path, encoder, progress: bool = True) -> None:
+        self.encoder = encoder
         self.caches = [EmbeddingCache(path, p) for p in getattr(encoder, "parts", [encoder])]
         self.progress = progress
 
@@ -244,7 +257,8 @@ class CachedEmbedder:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """The vectors of ``texts`` (cached ones read, the rest computed and stored)."""
-        return np.concatenate([c.encode(texts, progress=self.progress) for c in self.caches], axis=1)
+        vectors = [c.encode(texts, progress=self.progress) for c in self.caches]
+        return self.encoder.join(vectors) if isinstance(self.encoder, ConcatEncoder) else vectors[0]
 
     def close(self) -> None:
         for c in self.caches:

@@ -36,13 +36,13 @@ _reported: set[str] = set()
 
 
 def head_llm_models(head) -> list[str]:
-    """The LLMs (registered names or folders) whose hidden states ``head`` (or the head saved in that folder), or its
-    members, read."""
+    """The LLMs (registered names or folders, each once) whose hidden states ``head`` (or the head saved in that
+    folder), or its members, read."""
     if isinstance(head, (str, Path)):
         from omni_mer.texthead.fused import load_text_head
 
         head = load_text_head(head)
-    return [m.encoder_spec["model"] for m in getattr(head, "members", [head]) if m.encoder_spec]
+    return list(dict.fromkeys(m.encoder_spec["model"] for m in getattr(head, "members", [head]) if m.encoder_spec))
 
 
 def _missing_llms(head) -> list[str]:

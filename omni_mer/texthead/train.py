@@ -69,9 +69,9 @@ class TrainTextConfig:
         "help": "at most this many train rows per dataset (a seeded sample, its translations kept with it); 0: all. "
                 "An LLM encoder costs ~0.1-0.3 s per transcript on 2 cores"})
     fuse_with: str = field(default="", metadata={
-        "help": "a trained head folder (e.g. the e5 head) to fuse with the head trained here: per-language weights "
-                "of their calibrated log-probabilities and a calibration on top, fitted on valid (texthead/fused.py);"
-                " --out then holds the fused head"})
+        "help": "comma-separated trained head folders (e.g. the e5 head) to fuse with the head trained here: "
+                "per-language weights of their calibrated log-probabilities and a calibration on top, fitted on valid "
+                "(texthead/fused.py); --out then holds the fused head, the head trained here in --out/member"})
     hidden_size: int = field(default=256, metadata={"help": "MLP hidden width"})
     dropout: float = field(default=0.2, metadata={"help": "dropout on the hidden layer"})
     epochs: int = field(default=20, metadata={"help": "passes over the train rows"})
@@ -121,12 +121,16 @@ class TrainTextConfig:
         if self.uses_llm_encoder and self.finetune_layers > 0:
             raise ValueError(f"--encoder {self.encoder} is frozen: --finetune-layers {self.finetune_layers} tunes e5 "
                              "only; give --finetune-layers 0")
-        if self.fuse_with and not (Path(self.fuse_with) / "head.json").is_file():
-            raise ValueError(f"--fuse-with {self.fuse_with!r}: no trained text head there (head.json)")
-        if self.fuse_with and Path(self.out).resolve() in (Path(self.fuse_with).resolve(),
-                                                           *Path(self.fuse_with).resolve().parents):
-            raise ValueError(f"--fuse-with {self.fuse_with!r} lies in --out {self.out!r}: writing the fused head there "
-                             "would replace the head it fuses; give another --out")
+        written = (Path(self.out).resolve(), (Path(self.out) / "member").resolve())  # what a fusing run writes
+        for other in self.fuse_with_list:
+            if not (Path(other) / "head.json").is_file():
+                raise ValueError(f"--fuse-with {other!r}: no trained text head there (head.json)")
+            if Path(other).resolve() in written:
+                raise ValueError(f"--fuse-with {other!r} lies in --out {self.out!r}: the fused head is written there "
+                                 "(the head trained here in --out/member), replacing the head it fuses; give another "
+                                 "--out")
+        if len({Path(f).resolve() for f in self.fuse_with_list}) < len(self.fuse_with_list):
+            raise ValueError(f"--fuse-with {self.fuse_with!r}: a head named twice")
         if self.finetune_learning_rate <= 0:
             raise ValueError(f"--finetune-learning-rate {self.finetune_learning_rate}: must be > 0")
         for name in ("hidden_size", "epochs", "batch_size", "threads", "ensemble", "finetune_epochs",
@@ -163,6 +167,11 @@ class TrainTextConfig:
                                  f"LANG one of {', '.join(LANGUAGES)} and WEIGHT > 0")
             out[lang] = weight
         return out
+
+    @property
+    def fuse_with_list(self) -> list[str]:
+        """--fuse-with as a list of head folders (empty: no fusion)."""
+        return [f.strip() for f in self.fuse_with.split(",") if f.strip()]
 
     @property
     def uses_llm_encoder(self) -> bool:
@@ -483,15 +492,15 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
 
 
 def fuse_with(cfg: TrainTextConfig, head: TextHead, examples: list[TextExample], out: Path):
-    """Save ``head`` as ``out/member`` and fuse it with the head at ``cfg.fuse_with`` (texthead/fused.py) into
-    ``out``; returns the fused head."""
+    """Save ``head`` as ``out/member`` and fuse it with the heads at ``cfg.fuse_with`` (texthead/fused.py) into
+    ``out``; returns the fused head (members: the --fuse-with heads in order, then the head trained here)."""
     from omni_mer.texthead.encoder import CachedEmbedder
     from omni_mer.texthead.fused import FusedTextHead, fit_fusion, relative_member_path
 
-    other = TextHead.load(cfg.fuse_with)
+    others = [TextHead.load(f) for f in cfg.fuse_with_list]
     head.save(out / "member")
     head = TextHead.load(out / "member")  # with its digest, as the fused head will find it
-    members = [other, head]
+    members = [*others, head]
     embeds = [CachedEmbedder.for_head(cfg.cache, m, cfg.threads) for m in members]
     langs = tuple(cfg.train_language_list)
     try:
@@ -499,8 +508,9 @@ def fuse_with(cfg: TrainTextConfig, head: TextHead, examples: list[TextExample],
     finally:
         for e in embeds:
             e.close()
-    # the valid rows also selected the member's epoch and fitted both members' calibrations: optimistic numbers
-    fused = FusedTextHead(members=members, member_paths=[relative_member_path(cfg.fuse_with, out), "member"],
+    # the valid rows also selected the members' epochs and fitted their calibrations: optimistic numbers
+    fused = FusedTextHead(members=members, member_paths=[*(relative_member_path(f, out) for f in cfg.fuse_with_list),
+                                                  "member"],
                           weights=weights, calibration=calibration,
                           meta={"valid_objective": objectives, "fusion_grid_step": FUSION_STEP,
                                 "members_valid_objective": [m.meta.get("valid_objective") for m in members],
