@@ -450,6 +450,7 @@ def test_train_text_on_llm_states_fused_with_another_head(tables, tiny_llm, tmp_
     assert all(sum(w) == pytest.approx(1.0) for w in head.weights.values())
     assert "MOSEI" in json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert (out / "member" / "metrics.json").is_file() and "fused" in (out / "README.md").read_text(encoding="utf-8")
+    assert f"--head {out.as_posix()} " in (out / "README.md").read_text(encoding="utf-8")  # measures itself
     capsys.readouterr()
     assert cli_main(["eval-text", "--data", str(tables), "--split", "test", "--out", str(tmp_path / "ev"),
                      "--head", str(out), "--cache", str(cache), "--threads", "1"]) == 0
@@ -524,10 +525,14 @@ def test_fuse_with_inside_out_is_refused(tables, tmp_path, capsys):
         cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "out"), "--encoder", "some-llm",
                   "--finetune-layers", "0", "--fuse-with", f"{tmp_path / 'other'},{tmp_path / 'other'}/"])
     assert e.value.code == 2 and "named twice" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "out"), "--encoder", "some-llm",
+                  "--finetune-layers", "0", "--fuse-with", f"{tmp_path / 'other'},"])
+    assert e.value.code == 2 and "an empty entry" in capsys.readouterr().err
 
 
-def test_concat_encoder_runs_a_shared_encoder_once():
-    from omni_mer.texthead.encoder import ConcatEncoder
+def test_concat_encoder_runs_a_shared_encoder_once(tmp_path):
+    from omni_mer.texthead.encoder import CachedEmbedder, ConcatEncoder
 
     class Counting:
         def __init__(self, id_, dim):
@@ -535,13 +540,17 @@ def test_concat_encoder_runs_a_shared_encoder_once():
 
         def encode(self, texts):
             self.calls += 1
-            return np.full((len(texts), self.dim), float(self.dim), np.float32)
+            return np.asarray([[len(t) * 10.0 + self.dim + k for k in range(self.dim)] for t in texts], np.float32)
 
     a, b, a_again = Counting("a", 2), Counting("b", 3), Counting("a", 2)
-    enc = ConcatEncoder([a, b, a_again])
-    out = enc.encode(["x", "y"])
-    assert out.shape == (2, 7) and enc.dim == 7 and enc.id == "a + b + a"
-    assert out[0].tolist() == [2, 2, 3, 3, 3, 2, 2] and (a.calls, b.calls, a_again.calls) == (1, 1, 0)
+    enc = ConcatEncoder([b, a, a_again])
+    out = enc.encode(["x", "yy"])
+    assert out.shape == (2, 7) and enc.dim == 7 and enc.id == "b + a + a" and enc.slots == [0, 1, 1]
+    assert out[1].tolist() == [23, 24, 25, 22, 23, 22, 23] and (a.calls, b.calls, a_again.calls) == (1, 1, 0)
+    cached = CachedEmbedder(tmp_path / "emb.sqlite", enc, progress=False)  # the cached path lays slots out alike
+    assert len(cached.caches) == 2 and np.array_equal(cached(["x", "yy"]), out) and np.array_equal(
+        cached(["x", "yy"]), out) and (a.calls, b.calls) == (2, 2)  # the second call read the cache
+    cached.close()
 
 
 def test_predict_takes_a_text_head_choice_and_rejects_a_bad_one(tmp_path, capsys):

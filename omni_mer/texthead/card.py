@@ -92,8 +92,9 @@ def card_text(head, metrics: dict, data: str, folder: str | Path = "DIR") -> str
     return "\n".join(lines) + "\n"
 
 
-def fused_card_text(head, metrics: dict, data: str) -> str:
-    """Markdown for a fused head (texthead/fused.py): its members, the fitted weights and calibration, test metrics."""
+def fused_card_text(head, metrics: dict, data: str, folder: str | Path = "DIR") -> str:
+    """Markdown for a fused head (texthead/fused.py): its members, the fitted weights and calibration, test metrics
+    (``folder``: where it is saved, for the command that measures it)."""
     lines = [
         "# omni-mer fused text sentiment head",
         "",
@@ -117,8 +118,8 @@ def fused_card_text(head, metrics: dict, data: str) -> str:
     lines += [f"| {name} | {m['acc5']:.3f} | {m['uar']:.3f} | {m['mae']:.3f} | {m['n']} |"
               for name, m in metrics.items() if isinstance(m, dict) and "acc5" in m]
     lines += ["", "Reproduce: `omni-mer train-text --config recipes/text/fused-qwen2.5-coder-1.5b.yaml` (after the e5 "
-              "head and the members it names in --fuse-with; docs/text_head.md); measure: `omni-mer eval-text --data ../shared/data/text --split test --head "
-              "fused --out runs/text_eval_fused`.",
+              "head and the members it names in --fuse-with; docs/text_head.md); measure: `omni-mer eval-text --data "
+              f"../shared/data/text --split test --head {Path(folder).as_posix()} --out runs/text_eval_fused`.",
               "", "Each member has its own card in its folder. Licence and data terms: research-only, as the members' "
               "(CMU-MOSEI, CMU-MOSI, CH-SIMS v2, MER2023 terms); Qwen2.5-Coder weights: Apache-2.0."]
     return "\n".join(lines) + "\n"
@@ -126,7 +127,6 @@ def fused_card_text(head, metrics: dict, data: str) -> str:
 
 def write_card(folder: str | Path, head, metrics: dict, data: str) -> Path:
     path = Path(folder) / "README.md"
-    text = (fused_card_text(head, metrics, data) if getattr(head, "members", None)
-            else card_text(head, metrics, data, folder))
+    text = (fused_card_text if getattr(head, "members", None) else card_text)(head, metrics, data, folder)
     path.write_text(text, encoding="utf-8")
     return path

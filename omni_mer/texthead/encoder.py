@@ -188,8 +188,8 @@ class EmbeddingCache:
 
 class ConcatEncoder:
     """Several encoders side by side: each text's vectors concatenated in order (a fused head's input). Slots with
-    the same encoder id share one encoder (``parts``, the distinct ones; ``slots``, the part index of each slot), so
-    two heads on one LLM load and run it once."""
+    the same encoder (cache) id share one encoder (``parts``: the distinct ones; ``slots``: the part index of each
+    slot), so two heads on one LLM load and run it once."""
 
     def __init__(self, encoders: Sequence) -> None:
         if not encoders:
@@ -197,10 +197,11 @@ class ConcatEncoder:
         first: dict[str, int] = {}
         self.parts, self.slots = [], []
         for enc in encoders:
-            if enc.id not in first:
-                first[enc.id] = len(self.parts)
+            key = getattr(enc, "cache_id", enc.id)  # same vectors: same id and, for an LLM, same dtype
+            if key not in first:
+                first[key] = len(self.parts)
                 self.parts.append(enc)
-            self.slots.append(first[enc.id])
+            self.slots.append(first[key])
         self.id = " + ".join(enc.id for enc in encoders)
         self.dim = sum(int(self.parts[k].dim) for k in self.slots)
 

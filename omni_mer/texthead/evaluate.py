@@ -13,8 +13,8 @@ zh only (SIMSv2+MER2023) and both, no translations, each tested on en and zh nat
 ``retention[train][test] = acc5(train -> test) / acc5(test -> test)``. Calibration: "strict" uses only the
 training language's validation rows, for selection too (true zero-shot); "adapted" refits the test language's
 five class biases and temperature on its validation rows (a few hundred labels, no retraining). For a fused head
-(texthead/fused.py) the matrix retrains its member on the frozen LLM encoder (the e5 member's matrix, which
-fine-tunes three encoders, is the e5 head's own: docs/text_head.md).
+(texthead/fused.py) the matrix retrains its first LLM member on the frozen LLM encoder (the e5 member's matrix,
+which fine-tunes three encoders, is the e5 head's own: docs/text_head.md).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Two heads ship (docs/text_head.md):
   - ``omni_mer/texthead/model``: the e5 head (multilingual-e5-small, top layers fine-tuned), needs nothing extra;
-  - ``omni_mer/texthead/model_fused``: that head fused with a head on Qwen2.5-Coder-1.5B's hidden states
-    (texthead/fused.py), markedly better on Mandarin; it needs the 1.5B weights
+  - ``omni_mer/texthead/model_fused``: that head fused with two heads on Qwen2.5-Coder-1.5B's hidden states
+    (texthead/fused.py; the LLM runs once for both), markedly better on Mandarin; it needs the 1.5B weights
     (``OMNI_MER_LLM=qwen2.5-coder-1.5b bash scripts/setup.sh --llm``, 1.1 GB) and ~1 s more per clip on 2 cores.
 
 The choice, ``--text-head`` of `omni-mer predict` / test_script.py or else ``OMNI_MER_TEXT_HEAD``:

@@ -121,6 +121,10 @@ class TrainTextConfig:
         if self.uses_llm_encoder and self.finetune_layers > 0:
             raise ValueError(f"--encoder {self.encoder} is frozen: --finetune-layers {self.finetune_layers} tunes e5 "
                              "only; give --finetune-layers 0")
+        if isinstance(self.fuse_with, (list, tuple)):  # a YAML list in a recipe
+            self.fuse_with = ",".join(str(f) for f in self.fuse_with)
+        if self.fuse_with and len(self.fuse_with_list) != len(self.fuse_with.split(",")):
+            raise ValueError(f"--fuse-with {self.fuse_with!r}: an empty entry; give head folders separated by commas")
         written = (Path(self.out).resolve(), (Path(self.out) / "member").resolve())  # what a fusing run writes
         for other in self.fuse_with_list:
             if not (Path(other) / "head.json").is_file():
