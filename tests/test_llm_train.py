@@ -152,3 +152,41 @@ def test_eval_llm_on_fixed_test_subsets(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["eval-llm", "--dtype", "float16"])
     assert "--dtype 'float16': valid values are auto, float32, bfloat16" in capsys.readouterr().err
+
+
+@needs_text
+def test_eval_llm_fits_a_label_calibration_on_valid_that_the_scorer_reads(tmp_path, capsys):
+    """--split valid --fit-calibration writes one calibration per language; --calibration FILE (or an adapter's
+    label_calibration.json) makes the scorer's label log-probs the calibrated, normalised ones."""
+    import numpy as np
+
+    from omni_mer.cli import main as cli_main
+    from omni_mer.llm.calibration import load_calibration
+    from omni_mer.llm.model import build_tiny_llm
+    from omni_mer.scorers.llm import LLMScorer
+    from omni_mer.train.llm_data import TEXT_KEEP, transcript_evidence
+
+    tiny = build_tiny_llm(tmp_path / "tiny")
+    common = ["--model", str(tiny), "--data-dir", str(TEXT_DATA), "--datasets", "mosei", "sims2",
+              "--gen-per-dataset", "0", "--dtype", "float32"]
+    cal = tmp_path / "label_calibration.json"
+    assert cli_main(["eval-llm", *common, "--split", "valid", "--per-dataset", "25", "--fit-calibration", str(cal),
+                     "--out", str(tmp_path / "valid.json")]) == 0
+    fitted = load_calibration(cal)
+    assert set(fitted) == {"en", "zh"}
+    assert cli_main(["eval-llm", *common, "--per-dataset", "3", "--calibration", str(cal),
+                     "--out", str(tmp_path / "test.json")]) == 0
+    assert json.loads((tmp_path / "test.json").read_text())["calibration"] == str(cal)
+    raw = LLMScorer(str(tiny), dtype="float32", calibration="none")
+    calibrated = LLMScorer(str(tiny), dtype="float32", calibration=str(cal))
+    ev = transcript_evidence("I really love this.", "en")
+    a, b = raw.label_logprobs(ev, TEXT_KEEP, "en"), calibrated.label_logprobs(ev, TEXT_KEEP, "en")
+    assert np.isclose(np.exp(b).sum(), 1.0) and np.allclose(b, np.log(fitted["en"].apply(a)[0]))
+    assert calibrated.version().endswith(f"+calibration:{cal}")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # fitted on test rows, it would grade itself
+        cli_main(["eval-llm", *common, "--per-dataset", "3", "--fit-calibration", str(cal)])
+    assert "needs --split valid" in capsys.readouterr().err
+    assert cli_main(["eval-llm", *common, "--per-dataset", "3", "--calibration", str(tmp_path / "absent.json"),
+                     "--out", str(tmp_path / "x.json")]) != 0
+    assert "no such file" in capsys.readouterr().err

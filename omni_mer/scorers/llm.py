@@ -72,7 +72,7 @@ class LLMScorer(Scorer):
 
     def __init__(self, model_path: str | None = None, adapter: str | None = None, max_new_tokens: int = 96,
                  device=None, dtype=None, score_think: str = "", batch_size: int = 4, model=None,
-                 tokenizer=None, score_batch_size: int = 8) -> None:
+                 tokenizer=None, score_batch_size: int = 8, calibration: str | None = "auto") -> None:
         if model is not None and tokenizer is not None:
             self.model, self.tokenizer = model, tokenizer
         else:
@@ -83,6 +83,12 @@ class LLMScorer(Scorer):
         self.tokenizer.padding_side = "left"
         self.model_path = str(model_path) if model_path else str(getattr(self.model.config, "_name_or_path", ""))
         self.adapter = str(adapter) if adapter else None
+        from omni_mer.llm.calibration import load_calibration, resolve_calibration
+
+        # label scores per language through a calibration fitted on valid (llm/calibration.py): "auto" reads the
+        # adapter's label_calibration.json when there is one
+        self.calibration_path = resolve_calibration(calibration, self.adapter)
+        self.calibration = load_calibration(self.calibration_path) if self.calibration_path else None
         self.max_new_tokens = int(max_new_tokens)
         self.batch_size = max(1, int(batch_size))  # generation
         self.score_batch_size = max(1, int(score_batch_size))  # label scoring: the 8 coalitions of a clip at once
@@ -183,7 +189,7 @@ class LLMScorer(Scorer):
     def label_logprobs_many(self, evidences: list[Evidence | None], keeps: list[frozenset[str]],
                             languages: list[str | None]) -> np.ndarray:
         """Summed log-probabilities of each label's tokens after the teacher-forced answer prefix, for many prompts
-        (len(evidences), len(LABELS)): identical prompts are scored once, each language's in batched forwards on its
+        (len(evidences), len(LABELS)), through the scorer's calibration when it has one (then normalised): identical prompts are scored once, each language's in batched forwards on its
         cached head (``length_batches``: at most ``score_batch_size`` prompts of similar length each)."""
         from omni_mer.llm.prompt import prompt_language
 
@@ -211,6 +217,10 @@ class LLMScorer(Scorer):
         self.timings = {"forward_s": time.perf_counter() - t0, "prompts": float(len(seqs)),
                         "forwards_unique": float(len(unique)), "prompt_tokens": float(np.mean([len(x) for x in seqs])),
                         "cached_tokens": float(np.mean(cached[order]))}
+        if self.calibration is not None:
+            from omni_mer.llm.calibration import apply_calibration
+
+            return apply_calibration(self.calibration, scores[order], [prompt_language(la) for la in languages])
         return scores[order]
 
     def label_logprobs(self, evidence: Evidence | None, keep: frozenset[str], language: str | None = None) -> np.ndarray:
@@ -278,4 +288,5 @@ class LLMScorer(Scorer):
         return self.generate_batch([clip], [evidence])[0].text
 
     def version(self) -> str:
-        return f"llm:{self.model_path}" + (f"+adapter:{self.adapter}" if self.adapter else "")
+        return (f"llm:{self.model_path}" + (f"+adapter:{self.adapter}" if self.adapter else "")
+                + (f"+calibration:{self.calibration_path}" if self.calibration_path else ""))

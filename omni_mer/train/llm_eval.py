@@ -5,6 +5,10 @@ by teacher-forced label probabilities (Acc-5, UAR: omni_mer.eval.metrics); on th
 the model also writes ``<think>…</think><answer>…</answer>`` greedily: format-valid rate (the format reward),
 parse rate (an answer label could be read) and the mean of the registry rewards. ``--text-head`` adds the shipped
 text head on the same rows. Writes one JSON (metrics + the row ids, so the subsets are checkable).
+
+Label calibration (llm/calibration.py): ``--split valid --datasets mosei sims2 --fit-calibration FILE`` scores
+validation rows with the raw label scores and fits one calibration per language on them; ``--calibration``
+(default auto: the adapter's label_calibration.json when present; none; or a file) is what the scored rows read.
 """
 
 from __future__ import annotations
@@ -28,7 +32,15 @@ class LLMEvalConfig:
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder (SFT or GRPO run)"})
     data_dir: str = field(default="../shared/data/text", metadata={"help": "folder of the labelled transcript tables"})
     datasets: list[str] = field(default_factory=lambda: ["mosei", "sims2", "mer2023"],
-                                metadata={"help": "held-out datasets (their test splits)"})
+                                metadata={"help": "held-out datasets (their --split rows)"})
+    split: str = field(default="test", metadata={"help": "test (the held-out subsets) or valid (for "
+                                                         "--fit-calibration)", "choices": ["test", "valid"]})
+    calibration: str = field(default="auto", metadata={
+        "help": "label calibration the scores read: auto (the adapter's label_calibration.json when present), none, "
+                "or a file (llm/calibration.py)"})
+    fit_calibration: str = field(default="", metadata={
+        "help": "fit a per-language label calibration on these rows' raw scores and write it to this file (needs "
+                "--split valid; put it in the adapter folder as label_calibration.json for auto)"})
     per_dataset: int = field(default=300, metadata={"help": "label-scored test rows per dataset"})
     gen_per_dataset: int = field(default=30, metadata={"help": "of those, rows whose answer is also generated"})
     row_seed: int = field(default=0, metadata={"help": "seed of the fixed subset"})
@@ -52,6 +64,13 @@ class LLMEvalConfig:
 
         if self.dtype not in INFERENCE_DTYPES:
             raise ValueError(f"--dtype {self.dtype!r}: valid values are {', '.join(INFERENCE_DTYPES)}")
+        if self.split not in ("test", "valid"):
+            raise ValueError(f"--split {self.split!r}: valid values are test, valid")
+        if self.fit_calibration and self.split != "valid":
+            raise ValueError(f"--fit-calibration {self.fit_calibration!r} needs --split valid (got {self.split!r}): a "
+                             "calibration fitted on test rows would grade itself")
+        if self.fit_calibration and self.calibration not in ("auto", "none"):
+            raise ValueError(f"--fit-calibration fits on raw scores: drop --calibration {self.calibration!r}")
         if self.per_dataset < 1 or not 0 <= self.gen_per_dataset <= self.per_dataset:
             raise ValueError(f"need per_dataset >= 1 and 0 <= gen_per_dataset <= per_dataset "
                              f"(got {self.per_dataset}, {self.gen_per_dataset})")
@@ -71,21 +90,32 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
     from omni_mer.train.llm_data import TEXT_KEEP, grpo_records, load_rows, transcript_evidence
     from omni_mer.train.rewards import combine_rewards
 
-    rows = load_rows(cfg.data_dir, "test", cfg.datasets, cfg.per_dataset, cfg.row_seed)
+    rows = load_rows(cfg.data_dir, cfg.split, cfg.datasets, cfg.per_dataset, cfg.row_seed)
     t0 = time.perf_counter()
-    scorer = LLMScorer(cfg.model, adapter=cfg.adapter, max_new_tokens=cfg.max_new_tokens, dtype=cfg.dtype)
+    scorer = LLMScorer(cfg.model, adapter=cfg.adapter, max_new_tokens=cfg.max_new_tokens, dtype=cfg.dtype,
+                       calibration="none" if cfg.fit_calibration else cfg.calibration)
     load_s = time.perf_counter() - t0
-    preds, secs = [], []
+    preds, secs, scores = [], [], []
     for i, r in enumerate(rows):
         t = time.perf_counter()
         lp = scorer.label_logprobs(transcript_evidence(r.text, r.lang), TEXT_KEEP, r.lang)
         secs.append(time.perf_counter() - t)
+        scores.append(lp)
         preds.append(LABELS[int(np.argmax(lp))])
         if (i + 1) % 50 == 0:
             log.info("scored %d/%d rows (%.2f s/row)", i + 1, len(rows), float(np.mean(secs)))
     result: dict = {"config": asdict(cfg), "load_seconds": round(load_s, 1),
                     "compute_dtype": str(scorer.dtype).removeprefix("torch."),
+                    "calibration": str(scorer.calibration_path) if scorer.calibration_path else None,
                     "score_seconds_per_row": round(float(np.mean(secs)), 3), "datasets": {}}
+    if cfg.fit_calibration:
+        from omni_mer.llm.calibration import fit_label_calibration, save_calibration
+
+        cal = fit_label_calibration(np.asarray(scores), [r.label for r in rows], [r.lang for r in rows])
+        meta = {"model": cfg.model, "adapter": cfg.adapter, "split": cfg.split, "datasets": cfg.datasets,
+                "per_dataset": cfg.per_dataset, "row_seed": cfg.row_seed, "languages": sorted(cal)}
+        result["fitted_calibration"] = str(save_calibration(cal, cfg.fit_calibration, meta))
+        log.info("label calibration for %s written to %s", ", ".join(sorted(cal)), cfg.fit_calibration)
     gen_rows = [r for name in cfg.datasets for r in [x for x in rows if x.dataset == name][: cfg.gen_per_dataset]]
     gen: dict[str, dict] = {}
     if gen_rows:
@@ -146,7 +176,13 @@ def main(argv: list[str] | None = None, prog: str = "omni-mer eval-llm") -> int:
     from omni_mer.texthead.args import parse_config
 
     cfg = parse_config(LLMEvalConfig, argv, prog, __doc__)
-    res = evaluate(cfg)
+    from omni_mer.core.console import user_error
+    from omni_mer.core.errors import ModelNotFoundError
+
+    try:
+        res = evaluate(cfg)
+    except (FileNotFoundError, ModelNotFoundError) as exc:  # a missing table, model or calibration file
+        return user_error(prog, exc)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
