@@ -1,4 +1,4 @@
-"""Markdown table of a run's eval-llm JSONs (zero-shot -> SFT -> GRPO) for docs/llm.md.
+"""Markdown table of a run's eval-llm JSONs (zero-shot -> SFT -> GRPO, raw and label-calibrated) for docs/llm.md.
 
     python scripts/llm_table.py runs/llm05
 """
@@ -9,7 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-STAGES = (("zero-shot", "eval_zero_shot.json"), ("after SFT", "eval_sft.json"), ("after SFT + GRPO", "eval_grpo.json"))
+STAGES = (("zero-shot", "eval_zero_shot.json"), ("after SFT", "eval_sft.json"), ("after SFT + GRPO", "eval_grpo.json"),
+          ("zero-shot, calibrated", "eval_zero_shot_calibrated.json"), ("after SFT, calibrated", "eval_sft_calibrated.json"),
+          ("after SFT + GRPO, calibrated", "eval_grpo_calibrated.json"))  # calibrated: label scoring only
 
 
 def _f(x) -> str:
