@@ -81,12 +81,9 @@ def save_calibration(calibration: dict[str, LanguageCalibration], path: str | Pa
 
 def apply_calibration(calibration: dict[str, LanguageCalibration], scores: np.ndarray,
                       languages: list[str]) -> np.ndarray:
-    """Calibrated log-probabilities (n, 5) of raw label ``scores``, each row under its language's calibration; a
-    language without one is an error naming the calibrated ones."""
+    """Calibrated log-probabilities (n, 5) of raw label ``scores``, each row under its language's calibration (the
+    text heads' ``calibrated_probs``); a language without one is an error naming the calibrated ones."""
+    from omni_mer.texthead.head import calibrated_probs
+
     z = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    out = np.empty_like(z)
-    for i, lang in enumerate(languages):
-        if lang not in calibration:
-            raise ValueError(f"label calibration has no language {lang!r}; it has {', '.join(calibration)}")
-        out[i] = np.log(np.clip(calibration[lang].apply(z[i])[0], 1e-12, 1.0))
-    return out
+    return np.log(np.clip(calibrated_probs(calibration, z, list(languages)), 1e-12, 1.0))

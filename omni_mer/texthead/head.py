@@ -89,6 +89,29 @@ def row_languages(lang: str | list[str] | None, n: int) -> list[str]:
     return langs
 
 
+def calibration_of(calibration: dict[str, LanguageCalibration], lang: str | None) -> LanguageCalibration:
+    """``lang``'s entry of a {language: LanguageCalibration}; ValueError naming the calibrated languages."""
+    if lang not in calibration:
+        raise ValueError(f"no calibration for language {lang!r}; valid: {', '.join(calibration)}")
+    return calibration[lang]
+
+
+def calibrated_probs(calibration: dict[str, LanguageCalibration], logits: np.ndarray, lang: str | list[str] | None,
+                     tilt: np.ndarray | float = 0.0) -> np.ndarray:
+    """Probabilities of ``logits`` under ``lang``'s calibration, or each row's own (a list: rows grouped by
+    language); the text heads and the llm scorer's label calibration read their scores through it."""
+    if lang is None or isinstance(lang, str):
+        return calibration_of(calibration, lang).apply(logits, tilt)
+    z = np.atleast_2d(logits)
+    langs = row_languages(lang, len(z))
+    tilts = np.broadcast_to(np.asarray(tilt, dtype=np.float64).reshape(-1), (len(z),))
+    out = np.empty(z.shape, dtype=np.float64)
+    for la in dict.fromkeys(langs):
+        idx = [i for i, x in enumerate(langs) if x == la]
+        out[idx] = calibration_of(calibration, la).apply(z[idx], tilts[idx])
+    return out
+
+
 def head_inputs(emb: np.ndarray, lang: str | list[str] | None, language_feature: bool) -> np.ndarray:
     """The head's input rows: the embeddings, plus a one-hot of the language (LANGUAGES order) when used."""
     x = np.atleast_2d(np.asarray(emb, dtype=np.float32))
@@ -114,23 +137,12 @@ class CalibratedHead:
         raise NotImplementedError
 
     def calibration_for(self, lang: str | None) -> LanguageCalibration:
-        if lang not in self.calibration:
-            raise ValueError(f"the text head has no calibration for language {lang!r}; valid: {', '.join(self.calibration)}")
-        return self.calibration[lang]
+        return calibration_of(self.calibration, lang)
 
     def probs(self, logits: np.ndarray, lang: str | list[str] | None,
               tilt: np.ndarray | float = 0.0) -> np.ndarray:
         """Calibrated probabilities of ``logits`` under ``lang``'s calibration, or each row's own (a list)."""
-        if lang is None or isinstance(lang, str):
-            return self.calibration_for(lang).apply(logits, tilt)
-        z = np.atleast_2d(logits)
-        langs = row_languages(lang, len(z))
-        tilts = np.broadcast_to(np.asarray(tilt, dtype=np.float64).reshape(-1), (len(z),))
-        out = np.empty(z.shape, dtype=np.float64)
-        for la in dict.fromkeys(langs):
-            idx = [i for i, x in enumerate(langs) if x == la]
-            out[idx] = self.calibration_for(la).apply(z[idx], tilts[idx])
-        return out
+        return calibrated_probs(self.calibration, logits, lang, tilt)
 
     def predict(self, emb: np.ndarray, lang: str | None) -> tuple[np.ndarray, np.ndarray]:
         z = self.logits(emb, lang)
