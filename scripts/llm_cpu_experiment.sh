@@ -17,7 +17,9 @@ GEN=${LLM_EVAL_GEN_PER_DATASET:-10}
 OM=".venv/bin/omni-mer"
 export PYTHONPATH=$PWD
 mkdir -p "$RUN"
-EVAL=(--per-dataset "$PER" --gen-per-dataset "$GEN" --max-new-tokens 96 --calibration none)
+# the GRPO recipe's rewards and weights, so mean_reward measures what GRPO trains
+REWARDS=(--reward-funcs format accuracy grounding language --reward-weights 0.5 1.0 0.25 0.25)
+EVAL=(--per-dataset "$PER" --gen-per-dataset "$GEN" --max-new-tokens 96 --calibration none "${REWARDS[@]}")
 VALID=(--split valid --datasets mosei sims2 --per-dataset "$PER" --gen-per-dataset 0)
 calibrate() {  # STAGE (zero_shot, sft, grpo): fit on valid, then the calibrated test scores (generation is unchanged)
   local stage=$1 cal=$RUN/$1/label_calibration.json model=(--adapter "$RUN/$1")

@@ -43,6 +43,8 @@ def test_every_llm_recipe_parses_into_trl_configs(recipe):
         assert isinstance(train_cfg, GRPOConfig) and train_cfg.num_generations >= 2
         assert len(train_cfg.reward_weights) == len(script.reward_funcs)
     assert model_cfg.use_peft
+    if "0.5b-cpu" in recipe:  # the measured CPU settings (docs/llm.md §4): bf16 base + autocast, no checkpointing
+        assert model_cfg.dtype == "bfloat16" and train_cfg.bf16 and not train_cfg.gradient_checkpointing
 
 
 def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
@@ -129,7 +131,7 @@ def test_real_qwen25_05b_lora_moves_in_a_few_steps(tmp_path):
 
 
 @needs_text
-def test_eval_llm_on_fixed_test_subsets(tmp_path, capsys):
+def test_eval_llm_on_fixed_test_subsets(tmp_path, capsys, monkeypatch):
     """eval-llm: the same fixed test rows every time, Acc-5/UAR/confusion, format/parse rates and rewards."""
     from omni_mer.cli import main as cli_main
     from omni_mer.llm.model import build_tiny_llm
@@ -147,6 +149,38 @@ def test_eval_llm_on_fixed_test_subsets(tmp_path, capsys):
     assert all_["n"] == 6 and all_["n_generated"] == 2 and 0 <= all_["acc5"] <= 1 and "confusion" in all_
     assert set(outs[0]["per_reward_mean"]) == {"format", "accuracy_ordinal", "grounding", "language"}
     assert outs[0]["compute_dtype"] == "float32"
+    # Acc-5 / UAR of the generated answers: a parsed answer counts as written, one that does not parse falls back to
+    # that row's label-scored prediction (as the scorer's generate_batch does). Each row gets its own label score.
+    import numpy as np
+
+    from omni_mer.core.labels import LABEL_INDEX, LABELS
+    from omni_mer.scorers.llm import LLMScorer
+    from omni_mer.train.llm_data import load_rows
+
+    rows = load_rows(TEXT_DATA, "test", ["mosei", "sims2"], 3, 0)
+    scored = {r.text: LABELS[i % len(LABELS)] for i, r in enumerate(rows)}  # 6 rows: SNEG..SPOS, SNEG
+
+    def fake_scores(self, evidences, keeps, languages):
+        return np.array([[0.0 if label == scored[ev.transcript] else -9.0 for label in LABELS] for ev in evidences])
+
+    first = {name: next(r for r in rows if r.dataset == name) for name in ("mosei", "sims2")}
+    wrong = next(x for x in LABELS if x not in (first["mosei"].label, scored[first["mosei"].text]))
+    monkeypatch.setattr(LLMScorer, "label_logprobs_many", fake_scores)
+    monkeypatch.setattr(LLMScorer, "generate_texts",
+                        lambda self, prompts: [f"<think>x</think><answer>{wrong}</answer>", "no answer"])
+    out = tmp_path / "eval_gen.json"
+    assert cli_main(["eval-llm", "--model", str(tiny), "--data-dir", str(TEXT_DATA), "--datasets", "mosei",
+                     "sims2", "--per-dataset", "3", "--gen-per-dataset", "1", "--dtype", "float32",
+                     "--out", str(out)]) == 0
+    res = json.loads(out.read_text())["datasets"]
+    row = first["sims2"]
+    assert res["mosei"]["parse_rate"] == 1.0 and res["mosei"]["generated"]["acc5"] == 0.0
+    assert res["mosei"]["generated"]["confusion"][LABEL_INDEX[first["mosei"].label]][LABEL_INDEX[wrong]] == 1
+    assert res["sims2"]["parse_rate"] == 0.0 and res["all"]["generated"]["n"] == 2
+    assert scored[row.text] == "WPOS"  # the 4th row's score: a fallback that read another row would differ
+    assert res["sims2"]["generated"]["confusion"][LABEL_INDEX[row.label]][LABEL_INDEX["WPOS"]] == 1
+    assert res["mosei"]["generated_answers"] == {first["mosei"].id: wrong}
+    assert res["sims2"]["generated_answers"] == {row.id: None}
     with pytest.raises(SystemExit):
         cli_main(["eval-llm", "--per-dataset", "2", "--gen-per-dataset", "5"])
     with pytest.raises(SystemExit):

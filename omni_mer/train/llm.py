@@ -78,12 +78,16 @@ def parse(argv: Sequence[str] | None = None, prog: str = "omni-mer train-llm"):
 
 
 def _load_policy(model_cfg, script: LLMTrainArgs):
-    """The base model in fp32 on CPU (bf16 on GPU), with ``init_adapter`` merged into it when given."""
+    """The base model in the recipe's ``dtype`` (``auto``/unset: fp32 on CPU, bf16 on GPU), with ``init_adapter``
+    merged into it when given."""
     import torch
 
-    from omni_mer.llm.model import load_llm
+    from omni_mer.llm.model import cpu_has_native_bf16, default_device, load_llm
 
     dtype = None if model_cfg.dtype in (None, "auto") else getattr(torch, model_cfg.dtype)
+    if dtype == torch.bfloat16 and torch.device(default_device()).type == "cpu" and not cpu_has_native_bf16():
+        log.warning("dtype bfloat16 on a CPU without native bf16 (no avx512_bf16/amx_bf16): emulated, slower than "
+                    "fp32; set dtype: float32 and bf16: false in the recipe (docs/llm.md §4)")
     model, tokenizer = load_llm(model_cfg.model_name_or_path, script.init_adapter, dtype=dtype)
     if script.init_adapter:
         model = model.merge_and_unload()

@@ -3,8 +3,11 @@
 Per dataset: the first ``per_dataset`` test rows of a seeded shuffle (omni_mer.train.llm_data.load_rows), scored
 by teacher-forced label probabilities (Acc-5, UAR: omni_mer.eval.metrics); on the first ``gen_per_dataset`` of them
 the model also writes ``<think>…</think><answer>…</answer>`` greedily: format-valid rate (the format reward),
-parse rate (an answer label could be read) and the mean of the registry rewards. ``--text-head`` adds the shipped
-text head on the same rows. Writes one JSON (metrics + the row ids, so the subsets are checkable).
+parse rate (an answer label could be read), the mean of the registry rewards, and Acc-5 / UAR of the generated
+answers (``generated``, with each row's answer in ``generated_answers``; one that does not parse falls back to the
+label-scored one, as the scorer's ``generate_batch`` does): what the model decides after writing its own
+rationale, where the label scores read the answer after an empty one. ``--text-head`` adds the shipped text head on
+the same rows. Writes one JSON (metrics + the row ids, so the subsets are checkable).
 
 Label calibration (llm/calibration.py): ``--split valid --datasets mosei sims2 --fit-calibration FILE`` scores
 validation rows with the raw label scores and fits one calibration per language on them; ``--calibration``
@@ -128,10 +131,15 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
         total, per = combine_rewards(cfg.reward_funcs, cfg.reward_weights, texts, **cols)
         from omni_mer.core.answer import parse_answer
 
+        position = {(r.dataset, r.id): i for i, r in enumerate(rows)}
         for j, r in enumerate(gen_rows):
-            g = gen.setdefault(r.dataset, {"format": [], "parsed": [], "reward": [], "samples": []})
+            g = gen.setdefault(r.dataset, {"format": [], "parsed": [], "reward": [], "samples": [], "pairs": [],
+                                           "answers": {}})
             g["format"].append(float(per["format"][j]) if "format" in per else float("nan"))
-            g["parsed"].append(1.0 if parse_answer(texts[j]) else 0.0)
+            answer = parse_answer(texts[j])
+            g["parsed"].append(1.0 if answer else 0.0)
+            g["pairs"].append((r.label, answer or preds[position[(r.dataset, r.id)]]))
+            g["answers"][r.id] = answer  # None: did not parse (the metrics read the label-scored one then)
             g["reward"].append(total[j])
             if len(g["samples"]) < 3:
                 g["samples"].append({"id": r.id, "gold": r.label, "completion": texts[j]})
@@ -149,8 +157,11 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
             d["parse_rate"] = float(np.mean([x for g in gsel for x in g["parsed"]]))
             d["mean_reward"] = float(np.mean([x for g in gsel for x in g["reward"]]))
             d["n_generated"] = sum(len(g["format"]) for g in gsel)
+            pairs = [pair for g in gsel for pair in g["pairs"]]
+            d["generated"] = _metrics([a for a, _ in pairs], [b for _, b in pairs])
             if name != "all":
                 d["samples"] = gen[name]["samples"]
+                d["generated_answers"] = gen[name]["answers"]
         if head_preds is not None:
             d["text_head"] = _metrics([rows[i].label for i in idx], [head_preds[i] for i in idx])
         result["datasets"][name] = d
@@ -187,7 +198,8 @@ def main(argv: list[str] | None = None, prog: str = "omni-mer eval-llm") -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
     lines = [f"{k}: acc5 {v['acc5']:.3f} uar {v['uar']:.3f}"
-             + (f" format {v['format_valid']:.3f} reward {v['mean_reward']:.3f}" if "format_valid" in v else "")
+             + (f" format {v['format_valid']:.3f} reward {v['mean_reward']:.3f} generated acc5 "
+                f"{v['generated']['acc5']:.3f} uar {v['generated']['uar']:.3f}" if "format_valid" in v else "")
              + (f" | text head acc5 {v['text_head']['acc5']:.3f} uar {v['text_head']['uar']:.3f}"
                 if "text_head" in v else "") for k, v in res["datasets"].items()]
     emit("\n".join(lines) + f"\nwritten to {out}")
