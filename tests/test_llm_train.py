@@ -39,6 +39,7 @@ def test_every_llm_recipe_parses_into_trl_configs(recipe):
     script, train_cfg, model_cfg = parse(["--config", str(ROOT / recipe), "--model-name-or-path", "x", *cpu])
     if script.stage == "sft":
         assert isinstance(train_cfg, SFTConfig) and train_cfg.assistant_only_loss
+        assert 0 < script.label_only_share < 0.5  # label scoring's answer is trained, rationales stay the majority
     else:
         assert isinstance(train_cfg, GRPOConfig) and train_cfg.num_generations >= 2
         assert len(train_cfg.reward_weights) == len(script.reward_funcs)
@@ -59,8 +60,43 @@ def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
         parse(["--train-datasets", "imdb", *base])
     with pytest.raises(ConfigError, match="model_name_or_path is required"):
         parse(["--output-dir", str(tmp_path), "--use-cpu", "true", "--bf16", "false"])
+    with pytest.raises(ConfigError, match=r"label_only_share=0.5 is not valid: a share in \[0, 0.5\)"):
+        parse(["--label-only-share", "0.5", *base])
+    with pytest.raises(ConfigError, match="label_only_share=0.2 applies to stage sft only"):
+        parse(["--stage", "grpo", "--label-only-share", "0.2", *base])
     with pytest.raises(ConfigError, match="no such recipe"):
         parse(["--config", str(tmp_path / "missing.yaml")])
+
+
+def test_label_only_sft_rows_train_exactly_what_label_scoring_reads(tmp_path):
+    """A seeded share of the SFT rows targets the label-only answer; tokenised as TRL does (the chat template), that
+    conversation starts with the very ids the llm scorer teacher-forces for the gold label."""
+    from omni_mer.core.answer import split_answer
+    from omni_mer.core.labels import LABEL_INDEX
+    from omni_mer.llm.model import build_tiny_llm, load_llm
+    from omni_mer.scorers.llm import LLMScorer
+    from omni_mer.train.llm_data import TEXT_KEEP, TranscriptRow, sft_records, transcript_evidence
+
+    rows = [TranscriptRow(f"r{i}", "mosei" if i % 2 else "sims2", "en" if i % 2 else "zh",
+                          "it was fine" if i % 2 else "还不错吧", label)
+            for i, label in enumerate(["SNEG", "WNEG", "NEUT", "WPOS", "SPOS", "NEUT", "WPOS", "SNEG"])]
+    recs = sft_records(rows, label_only_share=0.25, seed=3)
+    answers = [r["messages"][-1]["content"] for r in recs]
+    short = [i for i, a in enumerate(answers) if split_answer(a) == ("", rows[i].label)]
+    assert len(short) == 2 and sft_records(rows, 0.25, 3) == recs  # round(0.25 * 8) rows, the same ones each time
+    assert all(split_answer(a)[0] and split_answer(a)[1] == rows[i].label for i, a in enumerate(answers)
+               if i not in short)  # the rest keep their rationale
+    assert [r["messages"][-1]["content"] for r in sft_records(rows)] == [
+        r["messages"][-1]["content"] for r in sft_records(rows, 0.0, 3)]  # share 0: rationales only
+    model, tok = load_llm(build_tiny_llm(tmp_path / "tiny"))
+    scorer = LLMScorer(model=model, tokenizer=tok)
+    for i in short:
+        row = rows[i]
+        trained = tok.apply_chat_template(recs[i]["messages"], tokenize=True, return_dict=True)["input_ids"]
+        shared, rests = scorer._tails
+        scored = (scorer.prompt_ids(transcript_evidence(row.text, row.lang), TEXT_KEEP, row.lang) + shared
+                  + rests[LABEL_INDEX[row.label]])
+        assert list(trained[: len(scored)]) == scored
 
 
 def _lora_b_norm(adapter_dir: Path) -> float:
@@ -181,6 +217,7 @@ def test_eval_llm_on_fixed_test_subsets(tmp_path, capsys, monkeypatch):
     assert res["sims2"]["generated"]["confusion"][LABEL_INDEX[row.label]][LABEL_INDEX["WPOS"]] == 1
     assert res["mosei"]["generated_answers"] == {first["mosei"].id: wrong}
     assert res["sims2"]["generated_answers"] == {row.id: None}
+    assert res["mosei"]["empty_rationale"] == 0.0 and res["sims2"]["empty_rationale"] == 1.0  # "no answer": none
     with pytest.raises(SystemExit):
         cli_main(["eval-llm", "--per-dataset", "2", "--gen-per-dataset", "5"])
     with pytest.raises(SystemExit):

@@ -5,6 +5,8 @@ it. Everything that writes or reads the tags does it here.
 
 Public API:
     ANSWER_FORMAT                     the format as the prompts and docs show it
+    SCORE_THINK                       the rationale label scoring teacher-forces (empty)
+    label_only_answer(label)          -> "<think></think><answer>LABEL</answer>" (what label scoring reads)
     format_answer(rationale, label)   -> "<think>…</think><answer>LABEL</answer>"
     answer_prefix(think)              -> "<think>…</think><answer>" (what a scorer teacher-forces before the label)
     parse_answer(text)                -> the label of the last <answer>, or None
@@ -20,6 +22,9 @@ import re
 from omni_mer.core.labels import LABEL_INDEX, LABELS, label_from_text
 
 ANSWER_FORMAT = "<think>…</think><answer>LABEL</answer>"
+# The scorers' label scores read the answer after this rationale: empty, the cheapest condition that is the same for
+# every clip. The llm's label-only SFT targets (label_only_answer) train exactly that reading.
+SCORE_THINK = ""
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
 _THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
@@ -32,6 +37,13 @@ def format_answer(rationale: str, label: str) -> str:
     if label not in LABEL_INDEX:
         raise ValueError(f"unknown label {label!r}; valid labels are {', '.join(LABELS)}")
     return f"{answer_prefix(rationale.strip())}{label}</answer>"
+
+
+def label_only_answer(label: str) -> str:
+    """The answer label scoring reads, whole: ``<think>{SCORE_THINK}</think><answer>LABEL</answer>``."""
+    if label not in LABEL_INDEX:
+        raise ValueError(f"unknown label {label!r}; valid labels are {', '.join(LABELS)}")
+    return f"{answer_prefix(SCORE_THINK)}{label}</answer>"
 
 
 def answer_prefix(think: str) -> str:

@@ -15,7 +15,7 @@ from omni_mer.core.labels import LABELS
 ALL_MODALITIES: frozenset[str] = frozenset(MODALITIES)
 
 
-def label_tails(tokenizer, think: str = "") -> tuple[list[int], list[list[int]]]:
+def label_tails(tokenizer, think: str) -> tuple[list[int], list[list[int]]]:
     """(shared prefix ids, per-label remainder ids) of ``<think>{think}</think><answer>LABEL`` for teacher-forced
     label scoring. Qwen's BPE merges ``>`` with the following letters, so each label's tail is tokenised whole."""
     from omni_mer.core.answer import answer_prefix

@@ -27,7 +27,7 @@ import numpy as np
 
 from omni_mer.core.clip import Clip
 from omni_mer.evidence.types import Evidence
-from omni_mer.core.answer import parse_answer
+from omni_mer.core.answer import SCORE_THINK, parse_answer
 from omni_mer.core.labels import LABELS
 from omni_mer.llm.prompt import llm_messages
 from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep, label_tails, tail_logprobs
@@ -71,7 +71,7 @@ class LLMScorer(Scorer):
     name = "llm"
 
     def __init__(self, model_path: str | None = None, adapter: str | None = None, max_new_tokens: int = 96,
-                 device=None, dtype=None, score_think: str = "", batch_size: int = 4, model=None,
+                 device=None, dtype=None, score_think: str = SCORE_THINK, batch_size: int = 4, model=None,
                  tokenizer=None, score_batch_size: int = 8, calibration: str | None = "auto") -> None:
         if model is not None and tokenizer is not None:
             self.model, self.tokenizer = model, tokenizer

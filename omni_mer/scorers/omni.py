@@ -27,7 +27,7 @@ import numpy as np
 from omni_mer.core.clip import Clip
 from omni_mer.core.config import MediaConfig
 from omni_mer.evidence.types import Evidence
-from omni_mer.core.answer import parse_answer
+from omni_mer.core.answer import SCORE_THINK, parse_answer
 from omni_mer.core.labels import LABELS
 from omni_mer.omni.inputs import build_inputs, clip_uses, clip_uses_audio_in_video, suppress_token_ids, to_device
 from omni_mer.omni.model import base_thinker, load_thinker, model_id, reset_rope_deltas
@@ -66,7 +66,7 @@ class OmniScorer(Scorer):
         dtype=None,
         load_in_4bit: bool = False,
         batch_size: int = 4,
-        score_think: str = "",
+        score_think: str = SCORE_THINK,
         do_sample: bool = False,
         model=None,
         processor=None,

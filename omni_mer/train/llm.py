@@ -42,6 +42,9 @@ class LLMTrainArgs:
                                       metadata={"help": "datasets trained on (omni_mer.texthead.corpus.DATASETS)"})
     train_per_dataset: int = field(default=200, metadata={"help": "train rows per dataset (seeded shuffle, first N)"})
     row_seed: int = field(default=0, metadata={"help": "seed of the row selection"})
+    label_only_share: float = field(default=0.0, metadata={
+        "help": "SFT: share of the rows whose target is the label-only answer <think></think><answer>LABEL</answer> "
+                "(what label scoring reads; omni_mer.train.llm_data.sft_records); in [0, 0.5)"})
     init_adapter: str | None = field(default=None, metadata={"help": "GRPO: the SFT adapter, merged before training"})
     reward_funcs: list[str] = field(default_factory=lambda: ["format", "accuracy_ordinal", "grounding", "language"],
                                     metadata={"help": "GRPO rewards (omni_mer.train.rewards.REWARDS)"})
@@ -62,6 +65,11 @@ class LLMTrainArgs:
         for r in self.reward_funcs:
             if r not in REWARDS:
                 raise ConfigError(f"reward_funcs: {r!r} is not valid; valid rewards: {', '.join(REWARDS)}")
+        if not 0.0 <= self.label_only_share < 0.5:
+            raise ConfigError(f"label_only_share={self.label_only_share} is not valid: a share in [0, 0.5) (at one half "
+                              "or more, greedy generation would stop writing rationales)")
+        if self.label_only_share and self.stage != "sft":
+            raise ConfigError(f"label_only_share={self.label_only_share} applies to stage sft only (stage={self.stage!r})")
         if self.train_per_dataset < 1:
             raise ConfigError(f"train_per_dataset={self.train_per_dataset} must be >= 1")
 
@@ -111,7 +119,8 @@ def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
     out = Path(train_cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if script.stage == "sft":
-        trainer = SFTTrainer(model=model, args=train_cfg, train_dataset=to_dataset(sft_records(rows)),
+        records = sft_records(rows, script.label_only_share, script.row_seed)
+        trainer = SFTTrainer(model=model, args=train_cfg, train_dataset=to_dataset(records),
                              processing_class=tokenizer, peft_config=peft_config)
     else:
         trainer = GRPOTrainer(model=model, reward_funcs=reward_functions(script.reward_funcs), args=train_cfg,

@@ -6,7 +6,10 @@ transcript is the row's text (voice and face absent: the corpus has no audio or 
 ``keep = {"text"}`` through omni_mer.llm.prompt, so training and inference build the very same prompt.
 
 - SFT rows (TRL conversational "messages"): system + user + the grounded target (omni_mer.llm.prompt.
-  grounded_target: a verbatim quote of the shown transcript, the GOLD label).
+  grounded_target: a verbatim quote of the shown transcript, the GOLD label), or, for a seeded ``label_only_share``
+  of the rows, the label-only answer ``<think></think><answer>LABEL</answer>`` (omni_mer.core.answer.
+  label_only_answer): the very sequence the scorer's label scoring teacher-forces, which rationale targets alone
+  never train (docs/llm.md: after rationale-only SFT the generated answers gained 13 points, the label scores none).
 - GRPO rows (TRL conversational "prompt") with the reward columns ``label``, ``language``, ``evidence`` (JSON),
   ``keep`` and ``cues_shown`` (omni_mer.train.rewards).
 - Held-out rows: a FIXED subset of the TEST splits (seeded shuffle per dataset, first N), ids recorded.
@@ -22,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from omni_mer.core.answer import label_only_answer
 from omni_mer.evidence.types import Evidence, ModalityEvidence
 from omni_mer.llm.prompt import grounded_target, llm_messages
 
@@ -69,11 +73,24 @@ def row_prompt(row: TranscriptRow) -> list[dict]:
     return llm_messages(transcript_evidence(row.text, row.lang), TEXT_KEEP, row.lang)
 
 
-def sft_records(rows: Sequence[TranscriptRow]) -> list[dict]:
-    """TRL conversational language-modelling rows; SFTConfig(assistant_only_loss=True) trains the last turn only."""
+def label_only_rows(n: int, share: float, seed: int = 0) -> set[int]:
+    """The indices (of ``n`` rows) whose SFT target is the label-only answer: ``round(share * n)`` of them, seeded."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"label_only_share={share} must be in [0, 1)")
+    k = int(round(share * n))
+    return {int(i) for i in np.random.default_rng(seed).permutation(n)[:k]}
+
+
+def sft_records(rows: Sequence[TranscriptRow], label_only_share: float = 0.0, seed: int = 0) -> list[dict]:
+    """TRL conversational language-modelling rows; SFTConfig(assistant_only_loss=True) trains the last turn only.
+
+    The same prompt either way: the model tells the two targets apart by its own first step (an empty rationale or
+    not), so greedy generation keeps writing rationales while the share stays well below one half."""
+    short = label_only_rows(len(rows), label_only_share, seed)
     out = []
-    for r in rows:
-        target = grounded_target(transcript_evidence(r.text, r.lang), TEXT_KEEP, r.label, r.lang)
+    for i, r in enumerate(rows):
+        target = (label_only_answer(r.label) if i in short else
+                  grounded_target(transcript_evidence(r.text, r.lang), TEXT_KEEP, r.label, r.lang))
         out.append({"messages": row_prompt(r) + [{"role": "assistant", "content": target}]})
     return out
 

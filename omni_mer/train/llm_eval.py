@@ -3,7 +3,8 @@
 Per dataset: the first ``per_dataset`` test rows of a seeded shuffle (omni_mer.train.llm_data.load_rows), scored
 by teacher-forced label probabilities (Acc-5, UAR: omni_mer.eval.metrics); on the first ``gen_per_dataset`` of them
 the model also writes ``<think>…</think><answer>…</answer>`` greedily: format-valid rate (the format reward),
-parse rate (an answer label could be read), the mean of the registry rewards, and Acc-5 / UAR of the generated
+parse rate (an answer label could be read), the share of empty rationales (``empty_rationale``: what a label-only
+SFT share, omni_mer.train.llm_data.sft_records, could leak into generation), the mean of the registry rewards, and Acc-5 / UAR of the generated
 answers (``generated``, with each row's answer in ``generated_answers``; one that does not parse falls back to the
 label-scored one, as the scorer's ``generate_batch`` does): what the model decides after writing its own
 rationale, where the label scores read the answer after an empty one. ``--text-head`` adds the shipped text head on
@@ -129,15 +130,16 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
         recs = grpo_records(gen_rows)
         cols = {k: [rec[k] for rec in recs] for k in ("label", "language", "evidence", "keep", "cues_shown")}
         total, per = combine_rewards(cfg.reward_funcs, cfg.reward_weights, texts, **cols)
-        from omni_mer.core.answer import parse_answer
+        from omni_mer.core.answer import parse_answer, think_text
 
         position = {(r.dataset, r.id): i for i, r in enumerate(rows)}
         for j, r in enumerate(gen_rows):
-            g = gen.setdefault(r.dataset, {"format": [], "parsed": [], "reward": [], "samples": [], "pairs": [],
-                                           "answers": {}})
+            g = gen.setdefault(r.dataset, {"format": [], "parsed": [], "empty": [], "reward": [], "samples": [],
+                                           "pairs": [], "answers": {}})
             g["format"].append(float(per["format"][j]) if "format" in per else float("nan"))
             answer = parse_answer(texts[j])
             g["parsed"].append(1.0 if answer else 0.0)
+            g["empty"].append(0.0 if think_text(texts[j]) else 1.0)
             g["pairs"].append((r.label, answer or preds[position[(r.dataset, r.id)]]))
             g["answers"][r.id] = answer  # None: did not parse (the metrics read the label-scored one then)
             g["reward"].append(total[j])
@@ -155,6 +157,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
         if gsel:
             d["format_valid"] = float(np.mean([x for g in gsel for x in g["format"]]))
             d["parse_rate"] = float(np.mean([x for g in gsel for x in g["parsed"]]))
+            d["empty_rationale"] = float(np.mean([x for g in gsel for x in g["empty"]]))
             d["mean_reward"] = float(np.mean([x for g in gsel for x in g["reward"]]))
             d["n_generated"] = sum(len(g["format"]) for g in gsel)
             pairs = [pair for g in gsel for pair in g["pairs"]]
@@ -198,8 +201,9 @@ def main(argv: list[str] | None = None, prog: str = "omni-mer eval-llm") -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
     lines = [f"{k}: acc5 {v['acc5']:.3f} uar {v['uar']:.3f}"
-             + (f" format {v['format_valid']:.3f} reward {v['mean_reward']:.3f} generated acc5 "
-                f"{v['generated']['acc5']:.3f} uar {v['generated']['uar']:.3f}" if "format_valid" in v else "")
+             + (f" format {v['format_valid']:.3f} reward {v['mean_reward']:.3f} empty rationale "
+                f"{v['empty_rationale']:.3f} generated acc5 {v['generated']['acc5']:.3f} uar "
+                f"{v['generated']['uar']:.3f}" if "format_valid" in v else "")
              + (f" | text head acc5 {v['text_head']['acc5']:.3f} uar {v['text_head']['uar']:.3f}"
                 if "text_head" in v else "") for k, v in res["datasets"].items()]
     emit("\n".join(lines) + f"\nwritten to {out}")
