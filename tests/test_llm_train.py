@@ -99,6 +99,18 @@ def test_label_only_sft_rows_train_exactly_what_label_scoring_reads(tmp_path):
         assert list(trained[: len(scored)]) == scored
 
 
+def test_balanced_rows_deal_the_shuffle_round_robin_over_the_classes():
+    from omni_mer.train.llm_data import balanced_order
+
+    labels = ["NEUT"] * 6 + ["SPOS", "SNEG", "WPOS", "WPOS"]
+    order = [9, 0, 7, 1, 2, 8, 3, 6, 4, 5]
+    out = balanced_order(labels, order)
+    assert sorted(out) == list(range(10))  # every row once
+    assert [labels[i] for i in out[:4]] == ["SNEG", "NEUT", "WPOS", "SPOS"]  # one of each present class first
+    assert out[:4] == [7, 0, 9, 6] and out[4:6] == [1, 8]  # each class keeps its shuffled order
+    assert [labels[i] for i in out[6:]] == ["NEUT"] * 4  # the rest of the big class last
+
+
 def _lora_b_norm(adapter_dir: Path) -> float:
     from safetensors.torch import load_file
 
@@ -116,7 +128,8 @@ def test_tiny_qwen2_sft_then_grpo_with_trl(tmp_path):
     common = ["--model-name-or-path", str(tiny), "--data-dir", str(TEXT_DATA), "--max-steps", "1",
               "--train-per-dataset", "2"]
     sft = tmp_path / "sft"
-    m = train(*parse(["--config", str(ROOT / "recipes/llm/tiny/sft.yaml"), *common, "--output-dir", str(sft)]))
+    m = train(*parse(["--config", str(ROOT / "recipes/llm/tiny/sft.yaml"), *common, "--output-dir", str(sft),
+                      "--balance-labels", "true"]))
     assert m["train_loss"] > 0 and _lora_b_norm(sft) > 0  # LoRA B starts at zero: the step moved it
     history = json.loads((sft / "log_history.json").read_text())
     assert any("loss" in h for h in history)

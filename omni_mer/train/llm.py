@@ -42,6 +42,8 @@ class LLMTrainArgs:
                                       metadata={"help": "datasets trained on (omni_mer.texthead.corpus.DATASETS)"})
     train_per_dataset: int = field(default=200, metadata={"help": "train rows per dataset (seeded shuffle, first N)"})
     row_seed: int = field(default=0, metadata={"help": "seed of the row selection"})
+    balance_labels: bool = field(default=False, metadata={
+        "help": "train rows dealt round-robin over the five classes (per dataset) instead of a plain shuffle"})
     label_only_share: float = field(default=0.0, metadata={
         "help": "SFT: share of the rows whose target is the label-only answer <think></think><answer>LABEL</answer> "
                 "(what label scoring reads; omni_mer.train.llm_data.sft_records); in [0, 0.5)"})
@@ -114,7 +116,8 @@ def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
     peft_config = get_peft_config(model_cfg)
     if peft_config is None:
         raise ConfigError("use_peft must be true: only LoRA adapters are trained (the base weights stay frozen)")
-    rows = load_rows(script.data_dir, "train", script.train_datasets, script.train_per_dataset, script.row_seed)
+    rows = load_rows(script.data_dir, "train", script.train_datasets, script.train_per_dataset, script.row_seed,
+                     script.balance_labels)
     model, tokenizer = _load_policy(model_cfg, script)
     out = Path(train_cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

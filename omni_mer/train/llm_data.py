@@ -50,10 +50,26 @@ def transcript_evidence(text: str, language: str) -> Evidence:
                     audio=ModalityEvidence.absent("audio", NO_MEDIA), visual=ModalityEvidence.absent("visual", NO_MEDIA))
 
 
+def balanced_order(labels: Sequence[str], order: Sequence[int]) -> list[int]:
+    """``order`` (a shuffle of row indices) re-dealt round-robin over the labels (each label's rows in their shuffled
+    order, labels in LABELS order), so any prefix holds the classes as evenly as the rows allow."""
+    from omni_mer.core.labels import LABELS
+
+    queues = {label: [int(i) for i in order if labels[i] == label] for label in LABELS}
+    out: list[int] = []
+    while any(queues.values()):
+        for label in LABELS:
+            if queues[label]:
+                out.append(queues[label].pop(0))
+    return out
+
+
 def load_rows(data: str | Path, split: str, datasets: Sequence[str], per_dataset: int | None,
-              seed: int = 0) -> list[TranscriptRow]:
+              seed: int = 0, balance_labels: bool = False) -> list[TranscriptRow]:
     """``per_dataset`` rows of each dataset's ``split`` (native transcripts), a seeded shuffle's first N, in
-    dataset order; None = all rows."""
+    dataset order; None = all rows. ``balance_labels``: the first N of the shuffle dealt round-robin over the five
+    classes instead (training rows: the strong classes are rare, e.g. 110 SNEG and 47 SPOS of the 900 held-out
+    rows), never for the held-out subsets."""
     from omni_mer.texthead.corpus import load_corpus, select
 
     corpus = load_corpus(data, datasets=list(datasets))
@@ -63,6 +79,8 @@ def load_rows(data: str | Path, split: str, datasets: Sequence[str], per_dataset
         if not rows:
             raise ValueError(f"{data}: no {split} rows for dataset {name!r}")
         order = np.random.default_rng(seed).permutation(len(rows))
+        if balance_labels:
+            order = balanced_order([e.label5 for e in rows], order)
         take = order if per_dataset is None else order[:per_dataset]
         out += [TranscriptRow(rows[i].id, name, rows[i].lang, " ".join(rows[i].text.split()), rows[i].label5)
                 for i in take]
