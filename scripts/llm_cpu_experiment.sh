@@ -3,8 +3,10 @@
 # each stage evaluated on the same fixed held-out test subsets. Needs `bash scripts/setup.sh --llm` first.
 # Usage: bash scripts/llm_cpu_experiment.sh [RUN_DIR] [STEP...]
 #   RUN_DIR default runs/llm05; STEPs (default all, in this order): sft eval_zero_shot eval_sft grpo eval_grpo
-#   calibrate plot. calibrate fits each stage's label calibration on 300 + 300 valid rows (MOSEI, SIMS v2; into the
-#   adapter folder, zero-shot: RUN_DIR/zero_shot_label_calibration.json) and label-scores the test rows through it.
+#   calibrate plot. calibrate fits each stage's label calibration on 300 + 300 valid rows (MOSEI, SIMS v2) into
+#   RUN_DIR/STAGE_label_calibration.json and label-scores the test rows through it. It is not put in the adapter
+#   folder, where the scorer would read it by default: copy it there as label_calibration.json only when it helps
+#   (docs/llm.md §4: it hurt the 2026-12-07 SFT adapter).
 #   A step whose output exists is skipped (rerun to resume); each step's wall time goes to RUN_DIR/times.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +24,8 @@ REWARDS=(--reward-funcs format accuracy grounding language --reward-weights 0.5 
 EVAL=(--per-dataset "$PER" --gen-per-dataset "$GEN" --max-new-tokens 96 --calibration none "${REWARDS[@]}")
 VALID=(--split valid --datasets mosei sims2 --per-dataset "$PER" --gen-per-dataset 0)
 calibrate() {  # STAGE (zero_shot, sft, grpo): fit on valid, then the calibrated test scores (generation is unchanged)
-  local stage=$1 cal=$RUN/$1/label_calibration.json model=(--adapter "$RUN/$1")
-  if [ "$stage" = zero_shot ]; then cal=$RUN/zero_shot_label_calibration.json; model=(); fi
+  local stage=$1 cal=$RUN/$1_label_calibration.json model=(--adapter "$RUN/$1")
+  if [ "$stage" = zero_shot ]; then model=(); fi
   [ -f "$cal" ] || $OM eval-llm "${VALID[@]}" "${model[@]}" --fit-calibration "$cal" --out "$RUN/valid_$stage.json"
   [ -f "$RUN/eval_${stage}_calibrated.json" ] || $OM eval-llm --per-dataset "$PER" --gen-per-dataset 0 "${model[@]}" \
     --calibration "$cal" --out "$RUN/eval_${stage}_calibrated.json"

@@ -126,10 +126,12 @@ def _plain_label_logprobs(scorer, ev, keep, lang) -> np.ndarray:
     """Each label's summed log-probability from one full forward per label (no cache, no shared prefix)."""
     import torch
 
+    from omni_mer.core.answer import SCORE_THINK, answer_prefix
+
     ids = scorer.prompt_ids(ev, keep, lang)
     out = []
     for label in LABELS:
-        tail = scorer.tokenizer(f"<think></think><answer>{label}", add_special_tokens=False)["input_ids"]
+        tail = scorer.tokenizer(answer_prefix(SCORE_THINK) + label, add_special_tokens=False)["input_ids"]
         x = torch.tensor([ids + tail])
         with torch.no_grad():
             logp = torch.log_softmax(scorer.model(input_ids=x).logits[0].float(), -1)

@@ -69,34 +69,50 @@ def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
 
 
 def test_label_only_sft_rows_train_exactly_what_label_scoring_reads(tmp_path):
-    """A seeded share of the SFT rows targets the label-only answer; tokenised as TRL does (the chat template), that
-    conversation starts with the very ids the llm scorer teacher-forces for the gold label."""
-    from omni_mer.core.answer import split_answer
-    from omni_mer.core.labels import LABEL_INDEX
+    """A seeded share of the SFT rows targets the label-only answer. For every label in both languages, that
+    conversation rendered as TRL's SFTTrainer renders it (its Qwen2.5 training template, assistant-only mask) starts
+    with the very ids the llm scorer teacher-forces, and the label's ids are inside the trained (assistant) tokens."""
+    from trl.chat_template_utils import get_training_chat_template
+
+    from omni_mer.core.answer import SCORE_THINK, label_only_answer, split_answer
+    from omni_mer.core.labels import LABEL_INDEX, LABELS
     from omni_mer.llm.model import build_tiny_llm, load_llm
     from omni_mer.scorers.llm import LLMScorer
-    from omni_mer.train.llm_data import TEXT_KEEP, TranscriptRow, sft_records, transcript_evidence
+    from omni_mer.train.llm_data import TranscriptRow, row_prompt, sft_records
 
     rows = [TranscriptRow(f"r{i}", "mosei" if i % 2 else "sims2", "en" if i % 2 else "zh",
                           "it was fine" if i % 2 else "还不错吧", label)
             for i, label in enumerate(["SNEG", "WNEG", "NEUT", "WPOS", "SPOS", "NEUT", "WPOS", "SNEG"])]
     recs = sft_records(rows, label_only_share=0.25, seed=3)
     answers = [r["messages"][-1]["content"] for r in recs]
-    short = [i for i, a in enumerate(answers) if split_answer(a) == ("", rows[i].label)]
+    short = [i for i, a in enumerate(answers) if split_answer(a) == (SCORE_THINK, rows[i].label)]
     assert len(short) == 2 and sft_records(rows, 0.25, 3) == recs  # round(0.25 * 8) rows, the same ones each time
     assert all(split_answer(a)[0] and split_answer(a)[1] == rows[i].label for i, a in enumerate(answers)
                if i not in short)  # the rest keep their rationale
     assert [r["messages"][-1]["content"] for r in sft_records(rows)] == [
         r["messages"][-1]["content"] for r in sft_records(rows, 0.0, 3)]  # share 0: rationales only
+
     model, tok = load_llm(build_tiny_llm(tmp_path / "tiny"))
     scorer = LLMScorer(model=model, tokenizer=tok)
-    for i in short:
-        row = rows[i]
-        trained = tok.apply_chat_template(recs[i]["messages"], tokenize=True, return_dict=True)["input_ids"]
-        shared, rests = scorer._tails
-        scored = (scorer.prompt_ids(transcript_evidence(row.text, row.lang), TEXT_KEEP, row.lang) + shared
-                  + rests[LABEL_INDEX[row.label]])
-        assert list(trained[: len(scored)]) == scored
+    template = get_training_chat_template(tok) or tok.chat_template
+    shared, rests = scorer._tails
+    every = [TranscriptRow(f"{lang}{label}", "x", lang, "it was fine" if lang == "en" else "还不错吧", label)
+             for lang in ("en", "zh") for label in LABELS]
+    for row in every:
+        messages = row_prompt(row) + [{"role": "assistant", "content": label_only_answer(row.label)}]
+        enc = tok.apply_chat_template(messages, chat_template=template, tokenize=True, return_dict=True,
+                                      return_assistant_tokens_mask=True)
+        ids, trained = list(enc["input_ids"]), list(enc["assistant_masks"])
+        scored = scorer.prompt_ids(*_evidence_of(row)) + shared + rests[LABEL_INDEX[row.label]]
+        assert ids[: len(scored)] == scored, (row.lang, row.label)
+        label_at = range(len(scored) - len(rests[LABEL_INDEX[row.label]]), len(scored))
+        assert all(trained[i] for i in label_at), (row.lang, row.label)  # the loss reads the label's ids
+
+
+def _evidence_of(row):
+    from omni_mer.train.llm_data import TEXT_KEEP, transcript_evidence
+
+    return transcript_evidence(row.text, row.lang), TEXT_KEEP, row.lang
 
 
 def test_balanced_rows_deal_the_shuffle_round_robin_over_the_classes():
@@ -216,7 +232,7 @@ def test_eval_llm_on_fixed_test_subsets(tmp_path, capsys, monkeypatch):
     wrong = next(x for x in LABELS if x not in (first["mosei"].label, scored[first["mosei"].text]))
     monkeypatch.setattr(LLMScorer, "label_logprobs_many", fake_scores)
     monkeypatch.setattr(LLMScorer, "generate_texts",
-                        lambda self, prompts: [f"<think>x</think><answer>{wrong}</answer>", "no answer"])
+                        lambda self, prompts: [f"<think></think><answer>{wrong}</answer>", "no answer"])
     out = tmp_path / "eval_gen.json"
     assert cli_main(["eval-llm", "--model", str(tiny), "--data-dir", str(TEXT_DATA), "--datasets", "mosei",
                      "sims2", "--per-dataset", "3", "--gen-per-dataset", "1", "--dtype", "float32",
@@ -230,7 +246,8 @@ def test_eval_llm_on_fixed_test_subsets(tmp_path, capsys, monkeypatch):
     assert res["sims2"]["generated"]["confusion"][LABEL_INDEX[row.label]][LABEL_INDEX["WPOS"]] == 1
     assert res["mosei"]["generated_answers"] == {first["mosei"].id: wrong}
     assert res["sims2"]["generated_answers"] == {row.id: None}
-    assert res["mosei"]["empty_rationale"] == 0.0 and res["sims2"]["empty_rationale"] == 1.0  # "no answer": none
+    # an empty rationale is a well-formed answer with a blank <think>; "no answer" is malformed, not empty
+    assert res["mosei"]["empty_rationale"] == 1.0 and res["sims2"]["empty_rationale"] == 0.0
     with pytest.raises(SystemExit):
         cli_main(["eval-llm", "--per-dataset", "2", "--gen-per-dataset", "5"])
     with pytest.raises(SystemExit):

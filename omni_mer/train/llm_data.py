@@ -91,10 +91,16 @@ def row_prompt(row: TranscriptRow) -> list[dict]:
     return llm_messages(transcript_evidence(row.text, row.lang), TEXT_KEEP, row.lang)
 
 
+# At a half or more of label-only targets an empty rationale becomes the likelier first step of greedy generation
+# (the prompt is the same for both targets).
+MAX_LABEL_ONLY_SHARE = 0.5
+
+
 def label_only_rows(n: int, share: float, seed: int = 0) -> set[int]:
-    """The indices (of ``n`` rows) whose SFT target is the label-only answer: ``round(share * n)`` of them, seeded."""
-    if not 0.0 <= share < 1.0:
-        raise ValueError(f"label_only_share={share} must be in [0, 1)")
+    """The indices (of ``n`` rows) whose SFT target is the label-only answer: ``round(share * n)`` of them, a seeded
+    draw over all rows (not stratified by dataset or label)."""
+    if not 0.0 <= share < MAX_LABEL_ONLY_SHARE:
+        raise ValueError(f"label_only_share={share} is not valid: a share in [0, {MAX_LABEL_ONLY_SHARE})")
     k = int(round(share * n))
     return {int(i) for i in np.random.default_rng(seed).permutation(n)[:k]}
 
@@ -103,7 +109,9 @@ def sft_records(rows: Sequence[TranscriptRow], label_only_share: float = 0.0, se
     """TRL conversational language-modelling rows; SFTConfig(assistant_only_loss=True) trains the last turn only.
 
     The same prompt either way: the model tells the two targets apart by its own first step (an empty rationale or
-    not), so greedy generation keeps writing rationales while the share stays well below one half."""
+    not), so greedy generation keeps writing rationales while the share stays well below one half. Sampled
+    generation (GRPO) does open with an empty rationale at about that share, and GRPO's format, grounding and
+    language rewards give those completions 0 (docs/llm.md §4)."""
     short = label_only_rows(len(rows), label_only_share, seed)
     out = []
     for i, r in enumerate(rows):

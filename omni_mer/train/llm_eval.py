@@ -3,8 +3,9 @@
 Per dataset: the first ``per_dataset`` test rows of a seeded shuffle (omni_mer.train.llm_data.load_rows), scored
 by teacher-forced label probabilities (Acc-5, UAR: omni_mer.eval.metrics); on the first ``gen_per_dataset`` of them
 the model also writes ``<think>…</think><answer>…</answer>`` greedily: format-valid rate (the format reward),
-parse rate (an answer label could be read), the share of empty rationales (``empty_rationale``: what a label-only
-SFT share, omni_mer.train.llm_data.sft_records, could leak into generation), the mean of the registry rewards, and Acc-5 / UAR of the generated
+parse rate (an answer label could be read), the share of well-formed answers with a blank rationale
+(``empty_rationale``: what a label-only SFT share, omni_mer.train.llm_data.sft_records, could leak into greedy
+generation; a malformed output is not counted), the mean of the registry rewards, and Acc-5 / UAR of the generated
 answers (``generated``, with each row's answer in ``generated_answers``; one that does not parse falls back to the
 label-scored one, as the scorer's ``generate_batch`` does): what the model decides after writing its own
 rationale, where the label scores read the answer after an empty one. ``--text-head`` adds the shipped text head on
@@ -130,7 +131,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
         recs = grpo_records(gen_rows)
         cols = {k: [rec[k] for rec in recs] for k in ("label", "language", "evidence", "keep", "cues_shown")}
         total, per = combine_rewards(cfg.reward_funcs, cfg.reward_weights, texts, **cols)
-        from omni_mer.core.answer import parse_answer, think_text
+        from omni_mer.core.answer import parse_answer, split_answer
 
         position = {(r.dataset, r.id): i for i, r in enumerate(rows)}
         for j, r in enumerate(gen_rows):
@@ -139,7 +140,8 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
             g["format"].append(float(per["format"][j]) if "format" in per else float("nan"))
             answer = parse_answer(texts[j])
             g["parsed"].append(1.0 if answer else 0.0)
-            g["empty"].append(0.0 if think_text(texts[j]) else 1.0)
+            parts = split_answer(texts[j])
+            g["empty"].append(1.0 if parts is not None and not parts[0].strip() else 0.0)
             g["pairs"].append((r.label, answer or preds[position[(r.dataset, r.id)]]))
             g["answers"][r.id] = answer  # None: did not parse (the metrics read the label-scored one then)
             g["reward"].append(total[j])
