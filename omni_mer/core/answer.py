@@ -41,9 +41,7 @@ def format_answer(rationale: str, label: str) -> str:
 
 def label_only_answer(label: str) -> str:
     """The answer label scoring reads, whole: ``<think>{SCORE_THINK}</think><answer>LABEL</answer>``."""
-    if label not in LABEL_INDEX:
-        raise ValueError(f"unknown label {label!r}; valid labels are {', '.join(LABELS)}")
-    return f"{answer_prefix(SCORE_THINK)}{label}</answer>"
+    return format_answer(SCORE_THINK, label)  # SCORE_THINK has no surrounding space for format_answer to strip
 
 
 def answer_prefix(think: str) -> str:

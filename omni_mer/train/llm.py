@@ -67,12 +67,9 @@ class LLMTrainArgs:
         for r in self.reward_funcs:
             if r not in REWARDS:
                 raise ConfigError(f"reward_funcs: {r!r} is not valid; valid rewards: {', '.join(REWARDS)}")
-        from omni_mer.train.llm_data import MAX_LABEL_ONLY_SHARE
+        from omni_mer.train.llm_data import check_label_only_share
 
-        if not 0.0 <= self.label_only_share < MAX_LABEL_ONLY_SHARE:
-            raise ConfigError(f"label_only_share={self.label_only_share} is not valid: a share in "
-                              f"[0, {MAX_LABEL_ONLY_SHARE}) (a half or more would make an empty rationale the likelier "
-                              "first step of greedy generation)")
+        check_label_only_share(self.label_only_share)
         if self.label_only_share and self.stage != "sft":
             raise ConfigError(f"label_only_share={self.label_only_share} applies to stage sft only (stage={self.stage!r})")
         if self.train_per_dataset < 1:

@@ -53,15 +53,16 @@ def transcript_evidence(text: str, language: str) -> Evidence:
 def balanced_order(labels: Sequence[str], order: Sequence[int]) -> list[int]:
     """``order`` (a shuffle of row indices) re-dealt round-robin over the labels (each label's rows in their shuffled
     order, labels in LABELS order), so any prefix holds the classes as evenly as the rows allow."""
-    from omni_mer.core.labels import LABELS
+    from collections import Counter
 
-    queues = {label: [int(i) for i in order if labels[i] == label] for label in LABELS}
-    out: list[int] = []
-    while any(queues.values()):
-        for label in LABELS:
-            if queues[label]:
-                out.append(queues[label].pop(0))
-    return out
+    from omni_mer.core.labels import LABEL_INDEX
+
+    seen: Counter = Counter()
+    key = {}  # (round, label index): round r holds each class's r-th row in the shuffle
+    for i in order:
+        key[int(i)] = (seen[labels[i]], LABEL_INDEX[labels[i]])
+        seen[labels[i]] += 1
+    return sorted(key, key=key.__getitem__)
 
 
 def load_rows(data: str | Path, split: str, datasets: Sequence[str], per_dataset: int | None,
@@ -96,11 +97,19 @@ def row_prompt(row: TranscriptRow) -> list[dict]:
 MAX_LABEL_ONLY_SHARE = 0.5
 
 
+def check_label_only_share(share: float) -> None:
+    """ConfigError (a ValueError) naming ``share`` unless it is in [0, MAX_LABEL_ONLY_SHARE)."""
+    from omni_mer.core.errors import ConfigError
+
+    if not 0.0 <= share < MAX_LABEL_ONLY_SHARE:
+        raise ConfigError(f"label_only_share={share} is not valid: a share in [0, {MAX_LABEL_ONLY_SHARE}) (a half or "
+                          "more would make an empty rationale the likelier first step of greedy generation)")
+
+
 def label_only_rows(n: int, share: float, seed: int = 0) -> set[int]:
     """The indices (of ``n`` rows) whose SFT target is the label-only answer: ``round(share * n)`` of them, a seeded
     draw over all rows (not stratified by dataset or label)."""
-    if not 0.0 <= share < MAX_LABEL_ONLY_SHARE:
-        raise ValueError(f"label_only_share={share} is not valid: a share in [0, {MAX_LABEL_ONLY_SHARE})")
+    check_label_only_share(share)
     k = int(round(share * n))
     return {int(i) for i in np.random.default_rng(seed).permutation(n)[:k]}
 
