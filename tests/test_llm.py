@@ -21,7 +21,16 @@ from omni_mer.train.rewards import format_reward, grounding_reward
 ALL = frozenset({"text", "audio", "visual"})
 
 
-def evidence(face: bool = True, language: str = "en") -> Evidence:
+def head_text(language: str = "en") -> ModalityEvidence:
+    """Text evidence as the trained text head leaves it (omni_mer.evidence.text): class probabilities and word cues."""
+    probs = dict(zip(LABELS, (0.02, 0.03, 0.15, 0.5, 0.3)))
+    words = [("loved", 0.45), ("this movie", 0.05), ("really", -0.02)]
+    cues = [Cue("text", 0.4, 0.8, w, 0.1, effect=e, kind="word") for w, e in words]
+    return ModalityEvidence("text", True, valence=0.5, confidence=0.4, cues=cues,
+                            features={f"head_p_{lab}": p for lab, p in probs.items()})
+
+
+def evidence(face: bool = True, language: str = "en", reading: bool = False) -> Evidence:
     audio = ModalityEvidence("audio", True, valence=0.3, cues=[
         Cue("audio", 1.2, 2.0, "higher pitch at 1.2–2.0 s", 1.5, effect=0.3, kind="pitch"),
         Cue("audio", 3.0, 3.9, "long pause 3.0–3.9 s", 0.9, effect=-0.1, kind="pause")])
@@ -29,7 +38,8 @@ def evidence(face: bool = True, language: str = "en") -> Evidence:
         Cue("visual", 0.0, 1.5, "smiling 0.0–1.5 s", 0.8, effect=0.6, kind="expression:happy")])
         if face else ModalityEvidence.absent("visual", "no face found"))
     return Evidence(language=language, transcript="I really loved this movie, it was great.", segments=[],
-                    text=ModalityEvidence("text", True), audio=audio, visual=visual)
+                    text=head_text(language) if reading else ModalityEvidence("text", True), audio=audio,
+                    visual=visual)
 
 
 # ------------------------------------------------------------------------------------------ weights
@@ -92,11 +102,59 @@ def test_prompt_shows_only_kept_modalities_and_tags_round_trip():
     assert cue_tag(ev.audio.cues[0], "zh") == "[语音 · pitch · 1.2–2.0 秒]"
 
 
+def test_prompt_shows_the_text_heads_reading_with_the_text_only():
+    """The text head's probabilities (label order) and its strongest words, when the text is kept and the head read
+    it; nothing of it without the text, with text_reading=False, or for text evidence the head did not read."""
+    ev = evidence(reading=True)
+    full = llm_user_text(ev, ALL, "en")
+    assert "Text model's reading (often right, not always): SNEG 2% · WNEG 3% · NEUT 15% · WPOS 50% · SPOS 30%" in full
+    assert "Words it leans on: “loved” (+0.45); “this movie” (+0.05); “really” (-0.02)" in full
+    zh = llm_user_text(evidence(language="zh", reading=True), ALL, "zh")
+    assert "文本模型的判读（多半正确，并非总对）：SNEG 2% · WNEG 3% · NEUT 15% · WPOS 50% · SPOS 30%" in zh and "「loved」（+0.45）" in zh
+    for shown in (llm_user_text(ev, frozenset({"audio", "visual"}), "en"),
+                  llm_user_text(ev, ALL, "en", text_reading=False), llm_user_text(evidence(), ALL, "en")):
+        assert "reading" not in shown and "leans on" not in shown
+    assert llm_user_text(ev, ALL, "en", text_reading=False) == llm_user_text(evidence(), ALL, "en")
+
+
+def test_sft_target_quotes_the_heads_word_toward_the_gold_polarity():
+    ev = evidence(reading=True)
+    assert "“loved”" in grounded_target(ev, ALL, "WPOS", "en")  # the strongest positive word
+    neg = grounded_target(ev, ALL, "WNEG", "en")  # "really" (-0.02) is the one word toward negative
+    assert "“really”" in neg and "“loved”" not in neg
+    assert "“I really loved this movie”" in grounded_target(ev, ALL, "NEUT", "en")  # neutral: the first clause
+    assert "“I really loved this movie”" in grounded_target(evidence(), ALL, "WPOS", "en")  # no reading
+
+
+def test_the_scorer_shows_the_reading_only_to_adapters_trained_with_it(tmp_path, tiny_llm):
+    import yaml
+
+    from omni_mer.llm.model import RECIPE_FILE, adapter_text_reading
+    from omni_mer.scorers.llm import LLMScorer
+
+    assert not adapter_text_reading(None) and not adapter_text_reading(tmp_path)  # zero-shot; no recipe
+    for name, script, want in (("old", {"stage": "sft"}, False), ("without", {"text_reading": False}, False),
+                               ("with", {"text_reading": True}, True)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / RECIPE_FILE).write_text(yaml.safe_dump({"script": script}))
+        assert adapter_text_reading(tmp_path / name) is want, name
+    from omni_mer.llm.model import load_llm
+
+    model, tok = load_llm(tiny_llm, dtype="float32")
+    ev = evidence(reading=True)
+    assert not LLMScorer(model=model, tokenizer=tok).text_reading  # zero-shot: not unless asked
+    shown = LLMScorer(model=model, tokenizer=tok, adapter=str(tmp_path / "with"))
+    assert shown.text_reading and tok.decode(shown.prompt_ids(ev, ALL, "en")).count("Text model's reading") == 1
+    hidden = LLMScorer(model=model, tokenizer=tok, adapter=str(tmp_path / "old"))  # its recipe: trained without
+    assert not hidden.text_reading and "Text model's reading" not in tok.decode(hidden.prompt_ids(ev, ALL, "en"))
+
+
 @pytest.mark.parametrize("keep", [ALL, frozenset({"text"}), frozenset({"text", "audio"}), frozenset({"visual"})])
 @pytest.mark.parametrize("face", [True, False])
 @pytest.mark.parametrize("language", ["en", "zh"])
-def test_sft_targets_cite_only_what_the_prompt_shows(keep, face, language):
-    ev = evidence(face=face, language=language)
+@pytest.mark.parametrize("reading", [False, True])
+def test_sft_targets_cite_only_what_the_prompt_shows(keep, face, language, reading):
+    ev = evidence(face=face, language=language, reading=reading)
     for label in LABELS:
         target = grounded_target(ev, keep, label, language)
         assert format_reward([target]) == [1.0]

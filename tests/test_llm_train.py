@@ -127,6 +127,28 @@ def test_balanced_rows_deal_the_shuffle_round_robin_over_the_classes():
     assert [labels[i] for i in out[6:]] == ["NEUT"] * 4  # the rest of the big class last
 
 
+@needs_text
+def test_rows_carry_the_text_heads_reading_into_prompts_targets_and_rewards():
+    """read_text gives each row the pipeline's text evidence (the shipped head's probabilities and word cues): the
+    prompt shows it, the SFT target quotes the transcript, and the GRPO row's evidence column keeps it."""
+    from omni_mer.evidence.types import Evidence
+    from omni_mer.llm.prompt import head_probabilities
+    from omni_mer.train.llm_data import grpo_records, load_rows, read_text, row_prompt, sft_records
+
+    rows, info = read_text(load_rows(TEXT_DATA, "test", ["mosei", "sims2"], 2, 0))
+    assert info["digest"] and info["seconds_per_row"] > 0
+    for row, rec, grpo in zip(rows, sft_records(rows), grpo_records(rows)):
+        probs = head_probabilities(row.text_evidence)
+        assert probs is not None and sum(probs.values()) == pytest.approx(1, abs=1e-3)
+        user = row_prompt(row)[1]["content"]
+        assert ("Text model's reading" if row.lang == "en" else "文本模型的判读") in user
+        target = rec["messages"][-1]["content"]
+        quoted = target.split("“" if row.lang == "en" else "「")[1].split("”" if row.lang == "en" else "」")[0]
+        assert quoted and quoted in row.text
+        ev = Evidence.from_dict(json.loads(grpo["evidence"]))
+        assert head_probabilities(ev.text) == pytest.approx(probs) and grpo["prompt"] == row_prompt(row)
+
+
 def _lora_b_norm(adapter_dir: Path) -> float:
     from safetensors.torch import load_file
 
@@ -145,14 +167,23 @@ def test_tiny_qwen2_sft_then_grpo_with_trl(tmp_path):
               "--train-per-dataset", "2"]
     sft = tmp_path / "sft"
     m = train(*parse(["--config", str(ROOT / "recipes/llm/tiny/sft.yaml"), *common, "--output-dir", str(sft),
-                      "--balance-labels", "true"]))
+                      "--balance-labels", "true", "--text-reading", "true"]))
     assert m["train_loss"] > 0 and _lora_b_norm(sft) > 0  # LoRA B starts at zero: the step moved it
     history = json.loads((sft / "log_history.json").read_text())
     assert any("loss" in h for h in history)
+    import yaml
+
+    from omni_mer.llm.model import RECIPE_FILE, adapter_text_reading
+
+    recipe = yaml.safe_load((sft / RECIPE_FILE).read_text(encoding="utf-8"))
+    assert recipe["script"]["text_reading"] and recipe["text_head"]["digest"] and adapter_text_reading(sft)
 
     grpo = tmp_path / "grpo"
-    train(*parse(["--config", str(ROOT / "recipes/llm/tiny/grpo.yaml"), *common, "--output-dir", str(grpo),
-                  "--init-adapter", str(sft), "--max-completion-length", "8"]))
+    args = ["--config", str(ROOT / "recipes/llm/tiny/grpo.yaml"), *common, "--output-dir", str(grpo),
+            "--init-adapter", str(sft), "--max-completion-length", "8"]
+    with pytest.raises(ValueError, match="trained with text_reading=True: both stages must see one prompt"):
+        train(*parse(args))
+    train(*parse([*args, "--text-reading", "true"]))
     history = json.loads((grpo / "log_history.json").read_text())
     logged = {k for h in history for k in h}
     for key in ("reward", "kl", "rewards/format/mean", "rewards/accuracy_ordinal/mean", "rewards/grounding/mean",
@@ -207,13 +238,15 @@ def test_eval_llm_on_fixed_test_subsets(tmp_path, capsys, monkeypatch):
         out = tmp_path / f"eval{i}.json"
         assert cli_main(["eval-llm", "--model", str(tiny), "--data-dir", str(TEXT_DATA), "--datasets", "mosei",
                          "sims2", "--per-dataset", "3", "--gen-per-dataset", "1", "--max-new-tokens", "4",
-                         "--dtype", "float32", "--out", str(out)]) == 0
+                         "--dtype", "float32", "--text-reading", "true", "--show-reading-zero-shot", "true",
+                         "--out", str(out)]) == 0
         outs.append(json.loads(out.read_text()))
     assert outs[0]["ids"] == outs[1]["ids"] and len(outs[0]["ids"]["mosei"]) == 3
     all_ = outs[0]["datasets"]["all"]
     assert all_["n"] == 6 and all_["n_generated"] == 2 and 0 <= all_["acc5"] <= 1 and "confusion" in all_
     assert set(outs[0]["per_reward_mean"]) == {"format", "accuracy_ordinal", "grounding", "language"}
     assert outs[0]["compute_dtype"] == "float32"
+    assert outs[0]["text_reading"]["shown"] and outs[0]["text_reading"]["digest"]  # zero-shot: the prompt shows it
     # Acc-5 / UAR of the generated answers: a parsed answer counts as written, one that does not parse falls back to
     # that row's label-scored prediction (as the scorer's generate_batch does). Each row gets its own label score.
     import numpy as np
@@ -253,6 +286,9 @@ def test_eval_llm_on_fixed_test_subsets(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         cli_main(["eval-llm", "--dtype", "float16"])
     assert "--dtype 'float16': valid values are auto, float32, bfloat16" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["eval-llm", "--show-reading-zero-shot", "true"])  # without --text-reading
+    assert "--show-reading-zero-shot needs --text-reading and no --adapter" in capsys.readouterr().err
 
 
 @needs_text

@@ -226,6 +226,35 @@ def test_lora_only_on_language_model_and_sft_masks_prompt(tiny_dir, tmp_path):
     assert torch.isfinite(out.loss) and int(out.label_mask.sum()) == int(keep.sum())
 
 
+def test_omni_label_only_share_trains_the_ids_label_scoring_reads(tiny_dir, tmp_path):
+    """A label-only clip's SFT labels are exactly the scorer's teacher-forced <think></think><answer>LABEL ids (then
+    </answer> and the end of turn); the share is drawn by train.label_only and checked at parse time."""
+    from omni_mer.core.answer import SCORE_THINK
+    from omni_mer.core.labels import LABELS
+    from omni_mer.scorers.base import label_tails
+    from omni_mer.train.run import build_data, parse
+    from omni_mer.train.sft import sft_batch
+
+    script, _, _ = make_cfg(tiny_dir, tmp_path, "sft")
+    assert script.label_only_share == pytest.approx(0.33)  # the recipe's, as the llm recipes
+    ex = examples(script, 1)[0]
+    short = make_example(ex.id, ex.clip, ex.evidence, ex.label, ex.language, ex.keep, script.media, label_only=True)
+    assert short.target == f"<think>{SCORE_THINK}</think><answer>{ex.label}</answer>" and ex.target != short.target
+    data = build_data(script, str(tmp_path))  # the recipe's manifest (samples/), transcript evidence
+    assert len(data.label_only) == round(0.33 * len(data)) and data.label_only < set(range(len(data)))
+    trainer, _ = _trainer(tiny_dir, tmp_path, "sft")
+    tokenizer = trainer.processing_class.tokenizer
+    batch = sft_batch(trainer.processing_class, [short], script.media)
+    ids = batch["input_ids"][0][batch["labels"][0] != -100].tolist()
+    shared, rests = label_tails(tokenizer, SCORE_THINK)
+    want = shared + rests[LABELS.index(ex.label)]
+    assert ids[: len(want)] == want, (tokenizer.decode(ids), tokenizer.decode(want))
+    with pytest.raises(ValueError, match="label_only_share=0.5 is not valid"):
+        parse(["--config", str(ROOT / "recipes/tiny-cpu/sft.yaml"), "--label-only-share", "0.5"])
+    with pytest.raises(ValueError, match="applies to stage sft only"):
+        parse(["--config", str(ROOT / "recipes/tiny-cpu/grpo.yaml"), "--label-only-share", "0.2"])
+
+
 def _rollout(trainer, advantages=(1.0, -1.0)):
     """One real TRL rollout of the first example (its prompt row twice = G=2): generation, reference log-probs."""
     row = dict(trainer.train_dataset[0])

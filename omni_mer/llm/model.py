@@ -21,6 +21,20 @@ log = logging.getLogger(__name__)
 LAST_QWEN25_ADDED_ID = 151664  # <|file_sep|>: the last added token of the Qwen2.5 vocabulary
 VOCAB_SIZE = 151936  # padded embedding size of Qwen2.5
 BASE_ADAPTER_FILE = "omni_mer_base_adapter.json"  # written by omni_mer.train.llm next to a GRPO adapter
+RECIPE_FILE = "recipe.yaml"  # written by omni_mer.train.llm next to every adapter: the recipe it was trained with
+
+
+def adapter_text_reading(adapter: str | Path | None) -> bool:
+    """Whether prompts show the text head's reading (omni_mer.llm.prompt) to this adapter: only if it was trained so
+    (its recipe's ``script.text_reading``; a recipe older than that key was trained without it). False with no
+    adapter (zero-shot, the 0.5B read worse with it: docs/llm.md §4) or an adapter without a recipe."""
+    recipe = Path(adapter) / RECIPE_FILE if adapter else None
+    if recipe is None or not recipe.is_file():
+        return False
+    import yaml
+
+    script = (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("script") or {}
+    return bool(script.get("text_reading", False))
 
 
 def resolve_model_dir(model: str | Path | None) -> Path:

@@ -9,6 +9,10 @@ three things a citation is matched on (:func:`cue_citations`, used by the ground
 checked against what its prompt showed, not against formatted strings with numbers the model never saw. Words are
 quoted verbatim from the transcript in “…” / 「…」 (omni_mer.explain.rationale's citation marks).
 
+With the text kept and read by the trained text head (omni_mer.evidence.text: the pipeline's default), the prompt
+also shows that head's reading (its five class probabilities) and the words it leans on (its occlusion cues, with
+their signed effect): the text evidence as text, like the voice and face cues (:func:`text_reading_lines`).
+
 The prompt texts are package data (``omni_mer/prompt_texts/llm_system.txt``, ``llm_user_en.txt``,
 ``llm_user_zh.txt``), read through omni_mer.omni.prompts.load_prompt like every other prompt.
 """
@@ -19,23 +23,26 @@ import re
 from dataclasses import dataclass
 
 from omni_mer.core.i18n import language_code
-from omni_mer.evidence.types import Cue, Evidence
+from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence
 from omni_mer.core.answer import format_answer
 from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE
 from omni_mer.omni.prompts import label_list, load_prompt
 
 CUE_MODALITIES = ("audio", "visual")  # the modalities whose cues are listed (text is the transcript itself)
 MAX_CUES = {"audio": 4, "visual": 4}
+MAX_TEXT_CUES = 3  # the text head's strongest words shown with its reading
 _NAMES = {
     "en": {"audio": "voice", "visual": "face", "text": "the transcript",
            "audio_info": "voice cues", "visual_info": "face cues", "none": "nothing but this instruction (give your best guess)",
            "sep": "; ", "unit": "s", "transcript": 'Transcript: "{t}"', "no_transcript": "No transcript is given.",
            "cues_head": {"audio": "Voice cues:", "visual": "Face cues:"},
+           "reading": "Text model's reading (often right, not always): {p}", "leans": "Words it leans on: {w}",
            "absent": {"audio": "Voice: no usable voice was found{r}.", "visual": "Face: no face was visible{r}."}},
     "zh": {"audio": "语音", "visual": "面部", "text": "转写文本", "audio_info": "语音线索",
            "visual_info": "面部线索", "none": "除本指令外没有任何信息（请给出最可能的判断）",
            "sep": "；", "unit": "秒", "transcript": "转写文本：“{t}”", "no_transcript": "没有提供转写文本。",
            "cues_head": {"audio": "语音线索：", "visual": "面部线索："},
+           "reading": "文本模型的判读（多半正确，并非总对）：{p}", "leans": "它依据的词：{w}",
            "absent": {"audio": "语音：没有可用的语音{r}。", "visual": "面部：未检测到人脸{r}。"}},
 }
 _MODALITY_OF = {"voice": "audio", "face": "visual", "语音": "audio", "面部": "visual"}
@@ -98,18 +105,60 @@ def cites_shown_cue(citation: CueCitation, cues: list[Cue]) -> bool:
                for c in cues)
 
 
+def head_probabilities(text: ModalityEvidence) -> dict[str, float] | None:
+    """The trained text head's class probabilities carried by the text evidence (``head_p_<LABEL>`` features), or
+    None when the text was not read by the head (the lexicon fallback, a bare transcript)."""
+    from omni_mer.core.labels import LABELS
+
+    probs = {lab: text.features.get(f"head_p_{lab}") for lab in LABELS}
+    if not text.present or any(v is None for v in probs.values()):
+        return None
+    return {lab: float(v) for lab, v in probs.items()}
+
+
+def head_cues(evidence: Evidence) -> list[Cue]:
+    """The text head's word/phrase cues the prompt shows: strongest effect first, at most MAX_TEXT_CUES, each a span
+    of the transcript (empty when the text head did not read it)."""
+    if head_probabilities(evidence.text) is None:
+        return []
+    shown = " ".join((evidence.transcript or "").split())  # as the prompt shows it
+    cues = [c for c in evidence.text.cues if c.text.strip() and " ".join(c.text.split()) in shown]
+    return sorted(cues, key=lambda c: -abs(c.effect))[:MAX_TEXT_CUES]
+
+
+def text_reading_lines(evidence: Evidence | None, keep: frozenset[str], language: str) -> list[str]:
+    """The text head's reading (probabilities in label order) and the words it leans on, when the text is kept and
+    the head read it; else no lines."""
+    if evidence is None or "text" not in keep or not _transcript_shown(evidence, keep):
+        return []
+    probs = head_probabilities(evidence.text)
+    if probs is None:
+        return []
+    lang = _lang(language)
+    w = _NAMES[lang]
+    lines = [w["reading"].format(p=" · ".join(f"{lab} {round(100 * p):d}%" for lab, p in probs.items()))]
+    cues = head_cues(evidence)
+    if cues:
+        paren = "（{:+.2f}）" if lang == "zh" else " ({:+.2f})"
+        words = w["sep"].join(_quote(" ".join(c.text.split()), lang) + paren.format(c.effect) for c in cues)
+        lines.append(w["leans"].format(w=words))
+    return lines
+
+
 def _transcript_shown(evidence: Evidence | None, keep: frozenset[str]) -> str:
     if evidence is None or "text" not in keep:
         return ""
     return " ".join((evidence.transcript or "").split())
 
 
-def llm_user_text(evidence: Evidence | None, keep: frozenset[str], language: str | None = None) -> str:
-    """The user turn: the kept modalities, the transcript, the cue lists (or why a modality is absent), labels."""
+def llm_user_text(evidence: Evidence | None, keep: frozenset[str], language: str | None = None,
+                  text_reading: bool = True) -> str:
+    """The user turn: the kept modalities, the transcript, the text head's reading (when the evidence has it and
+    ``text_reading``), the cue lists (or why a modality is absent), labels."""
     lang = _lang(language or (evidence.language if evidence is not None else None))
     w = _NAMES[lang]
     transcript = _transcript_shown(evidence, keep)
-    present, lines = [], []
+    present, lines = [], text_reading_lines(evidence, keep, lang) if text_reading else []
     if transcript:
         present.append(w["text"])
     for m in CUE_MODALITIES:
@@ -134,10 +183,11 @@ def llm_user_text(evidence: Evidence | None, keep: frozenset[str], language: str
     ).rstrip()
 
 
-def llm_messages(evidence: Evidence | None, keep: frozenset[str], language: str | None = None) -> list[dict]:
+def llm_messages(evidence: Evidence | None, keep: frozenset[str], language: str | None = None,
+                 text_reading: bool = True) -> list[dict]:
     """Chat messages (plain-string content, the text-only Qwen2.5 chat format) of one clip."""
     return [{"role": "system", "content": load_prompt("llm_system")},
-            {"role": "user", "content": llm_user_text(evidence, keep, language)}]
+            {"role": "user", "content": llm_user_text(evidence, keep, language, text_reading)}]
 
 
 def _quote(span: str, lang: str) -> str:
@@ -152,14 +202,25 @@ def _first_clause(transcript: str, lang: str) -> str:
     return " ".join(clause.split()[:8])
 
 
+def _target_span(evidence: Evidence, transcript: str, valence: float, lang: str) -> str:
+    """What the target quotes: the text head's strongest shown word that pushes toward the gold polarity, else the
+    transcript's first clause."""
+    if valence:
+        for c in head_cues(evidence):
+            if c.effect * valence > 0:
+                return " ".join(c.text.split())
+    return _first_clause(transcript, lang)
+
+
 def grounded_target(evidence: Evidence, keep: frozenset[str], label: str, language: str | None = None,
                     cue_tags: bool = True) -> str:
     """The SFT target: a short rationale citing only what the prompt shows, ending in the GOLD ``label``.
 
-    It quotes a verbatim span of the shown transcript, cites the shown voice/face cues by their tags (strongest
-    first, two each), says so when a kept modality is absent, and names the label. ``cue_tags=False`` is for a
-    prompt that lists no cues (the omni model hears and sees the clip itself): a present modality is then described
-    by the lean of its evidence, without citing anything the prompt did not show.
+    It quotes a verbatim span of the shown transcript (the text head's strongest shown word toward the gold polarity
+    when the evidence carries the head's reading, else the first clause), cites the shown voice/face cues by their
+    tags (strongest first, two each), says so when a kept modality is absent, and names the label. ``cue_tags=False``
+    is for a prompt that lists no cues (the omni model hears and sees the clip itself): a present modality is then
+    described by the lean of its evidence, without citing anything the prompt did not show.
     """
     lang = _lang(language or evidence.language)
     w = _NAMES[lang]
@@ -169,7 +230,7 @@ def grounded_target(evidence: Evidence, keep: frozenset[str], label: str, langua
     lean = ("positive" if v > 0 else "negative" if v < 0 else "neutral") if lang == "en" else (
         "积极" if v > 0 else "消极" if v < 0 else "中性")
     if transcript:
-        q = _quote(_first_clause(transcript, lang), lang)
+        q = _quote(_target_span(evidence, transcript, v, lang), lang)
         parts.append(f"The words {q} read {lean}." if lang == "en" else f"原话{q}听起来{lean}。")
     cues = shown_cues(evidence, keep)
     for m in CUE_MODALITIES:

@@ -1,7 +1,7 @@
 """The llm scorer: a text-only Qwen2.5 causal LM (+ LoRA) behind the Scorer interface (``--backend llm``).
 
-The prompt (omni_mer.llm.prompt) holds the transcript and the timed voice/face cues as text, only for the modalities
-in ``keep``. Label scoring is the omni scorer's method: the assistant turn is teacher-forced as
+The prompt (omni_mer.llm.prompt) holds the transcript, the text head's reading (only for an adapter trained with
+it) and the timed voice/face cues as text, only for the modalities in ``keep``. Label scoring is the omni scorer's method: the assistant turn is teacher-forced as
 ``<think>{score_think}</think><answer>`` and each label's probability is the softmax over the five labels of the
 summed log-probabilities of its tokens. Qwen's BPE merges ``>`` with the following letters, so the tail
 ``<think>…</think><answer>LABEL`` is tokenised whole per label; the shared token prefix runs once and only the
@@ -72,7 +72,10 @@ class LLMScorer(Scorer):
 
     def __init__(self, model_path: str | None = None, adapter: str | None = None, max_new_tokens: int = 96,
                  device=None, dtype=None, score_think: str = SCORE_THINK, batch_size: int = 4, model=None,
-                 tokenizer=None, score_batch_size: int = 8, calibration: str | None = "auto") -> None:
+                 tokenizer=None, score_batch_size: int = 8, calibration: str | None = "auto",
+                 text_reading: bool | None = None) -> None:
+        """``text_reading``: whether prompts show the text head's reading; None = as the adapter was trained
+        (omni_mer.llm.model.adapter_text_reading; never without an adapter)."""
         if model is not None and tokenizer is not None:
             self.model, self.tokenizer = model, tokenizer
         else:
@@ -84,6 +87,10 @@ class LLMScorer(Scorer):
         self.model_path = str(model_path) if model_path else str(getattr(self.model.config, "_name_or_path", ""))
         self.adapter = str(adapter) if adapter else None
         from omni_mer.llm.calibration import load_calibration, resolve_calibration
+        from omni_mer.llm.model import adapter_text_reading
+
+        # the prompt shows the text head's reading only to an adapter trained so (its recipe.yaml)
+        self.text_reading = adapter_text_reading(self.adapter) if text_reading is None else bool(text_reading)
 
         # label scores per language through a calibration fitted on valid (llm/calibration.py): "auto" reads the
         # adapter's label_calibration.json when there is one
@@ -115,7 +122,7 @@ class LLMScorer(Scorer):
 
     def prompt_ids(self, evidence: Evidence | None, keep: frozenset[str], language: str | None = None) -> list[int]:
         """Token ids of the chat prompt (system + user + ``<|im_start|>assistant\\n``)."""
-        msgs = llm_messages(evidence, keep, language)
+        msgs = llm_messages(evidence, keep, language, self.text_reading)
         return list(self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True,
                                                        return_dict=True)["input_ids"])
 

@@ -55,6 +55,10 @@ class OmniTrainArgs:
     decode_timeout_s: float = field(default=_MEDIA.decode_timeout_s, metadata={"help": "wall-clock budget for decoding one file, seconds"})
     use_audio_in_video: bool = field(default=_MEDIA.use_audio_in_video, metadata={"help": "audio rides inside the video placeholder (TMRoPE interleaving)"})
     fast_video_decode: bool = field(default=_MEDIA.fast_video_decode, metadata={"help": "H.264/HEVC: skip decoding non-reference frames"})
+    # SFT
+    label_only_share: float = field(default=0.0, metadata={
+        "help": "SFT: share of the clips whose target is the label-only answer <think></think><answer>LABEL</answer> "
+                "(what the omni scorer's label scoring reads; omni_mer.train.label_only); in [0, 0.5)"})
     # GRPO
     reward_funcs: list[str] = field(default_factory=lambda: ["format", "accuracy", "grounding", "language"],
                                     metadata={"help": "GRPO rewards (omni_mer.train.rewards.REWARDS); their weights "
@@ -77,6 +81,12 @@ class OmniTrainArgs:
             _choice("keep", m, MODALITIES)
         for name in self.reward_funcs:
             _choice("reward_funcs", name, tuple(REWARDS))
+        from omni_mer.train.label_only import check_label_only_share
+
+        check_label_only_share(self.label_only_share)
+        if self.label_only_share and self.stage != "sft":
+            raise ConfigError(f"label_only_share={self.label_only_share} applies to stage sft only "
+                              f"(stage={self.stage!r})")
         if self.stage == "grpo" and not self.reward_funcs:
             raise ConfigError(f"reward_funcs is empty; valid rewards: {', '.join(REWARDS)}")
         self.media  # validates fps/max_frames/max_side via MediaConfig

@@ -1,5 +1,5 @@
-"""Training data from the unified manifest: SFT examples (cue-grounded rationale ending in the GOLD label) and
-GRPO examples (gold label, language and the evidence the rewards read).
+"""Training data from the unified manifest: SFT examples (cue-grounded rationale ending in the GOLD label, or for a
+seeded ``label_only_share`` of the clips the label-only answer that label scoring reads) and GRPO examples (gold label, language and the evidence the rewards read).
 
 Evidence is cached per clip (JSON of ``Evidence.to_dict()`` keyed by clip id + file hash under the run's cache
 dir) and filled by the ``extract_fn(clip) -> Evidence`` the caller passes, so a second epoch never re-runs ASR.
@@ -20,6 +20,7 @@ from omni_mer.core.clip import Clip
 from omni_mer.core.config import MODALITIES, MediaConfig
 from omni_mer.data.manifest import ManifestRecord, normalise_split
 from omni_mer.evidence.extract import EvidenceCache  # noqa: F401  (re-exported: training callers use it)
+from omni_mer.core.answer import label_only_answer
 from omni_mer.evidence.types import Evidence, ModalityEvidence
 from omni_mer.llm.prompt import grounded_target
 from omni_mer.core.labels import LABEL_INDEX, from_mosei, from_sims
@@ -126,9 +127,12 @@ class TrainExample:
     language: str
     messages: list[dict]
     keep: frozenset[str]
+    label_only: bool = False  # SFT target: the label-only answer, what label scoring teacher-forces
 
     @property
     def target(self) -> str:
+        if self.label_only:
+            return label_only_answer(self.label)
         return sft_target(self.evidence, self.label, self.language, self.keep)
 
     def columns(self) -> dict:
@@ -141,7 +145,10 @@ class TrainData:
     """Manifest records → TrainExamples (clips decoded on demand, a few kept in memory; evidence from the cache)."""
 
     def __init__(self, records: Sequence[ManifestRecord], media: MediaConfig, keep: frozenset[str],
-                 cache_dir: str | Path, extract_fn: ExtractFn | None = None, keep_in_memory: int = 64) -> None:
+                 cache_dir: str | Path, extract_fn: ExtractFn | None = None, keep_in_memory: int = 64,
+                 label_only: set[int] | frozenset[int] = frozenset()) -> None:
+        """``label_only``: indices of the records whose SFT target is the label-only answer
+        (omni_mer.train.label_only.label_only_rows)."""
         if not records:
             raise ValueError("no training records (check manifest, split and train_langs)")
         self.records = list(records)
@@ -149,6 +156,7 @@ class TrainData:
         self.keep = frozenset(keep)
         self.cache_dir = Path(cache_dir)
         self.extract_fn = extract_fn  # None: manifest transcript only (transcript_evidence)
+        self.label_only = frozenset(label_only)
         self._clips: OrderedDict[str, Clip] = OrderedDict()
         self._keep_in_memory = keep_in_memory
 
@@ -174,7 +182,7 @@ class TrainData:
         subdir = "evidence" if self.extract_fn is not None else "evidence-transcript"
         evidence = EvidenceCache(self.cache_dir / subdir, fn, self.media).get(clip, rec.id, rec.path)
         return make_example(rec.id, clip, evidence, rec.label5, (rec.lang or evidence.language or "en")[:2],
-                            self.keep, self.media)
+                            self.keep, self.media, label_only=i in self.label_only)
 
     def ids(self) -> list[str]:
         """Clip ids in order (without decoding anything)."""
@@ -190,7 +198,7 @@ class TrainData:
 
 
 def make_example(clip_id: str, clip: Clip, evidence: Evidence, label: str, language: str,
-                 keep: frozenset[str], media: MediaConfig) -> TrainExample:
+                 keep: frozenset[str], media: MediaConfig, label_only: bool = False) -> TrainExample:
     """A TrainExample with messages built exactly like the omni scorer builds them at inference."""
     if label not in LABEL_INDEX:
         raise ValueError(f"gold label {label!r} is not one of {tuple(LABEL_INDEX)}")
@@ -198,7 +206,7 @@ def make_example(clip_id: str, clip: Clip, evidence: Evidence, label: str, langu
     messages = build_messages(language, evidence.transcript, keep, use_video, use_audio,
                               use_audio_in_video=media.use_audio_in_video)
     return TrainExample(id=clip_id, clip=clip, evidence=evidence, label=label, language=language,
-                        messages=messages, keep=frozenset(keep))
+                        messages=messages, keep=frozenset(keep), label_only=label_only)
 
 
 class ExampleList(list):

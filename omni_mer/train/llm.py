@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from omni_mer.core.errors import ConfigError
-from omni_mer.llm.model import BASE_ADAPTER_FILE
+from omni_mer.llm.model import BASE_ADAPTER_FILE, RECIPE_FILE
 from omni_mer.train.recipe import STAGES, parse_recipe, plain_items, reward_functions
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,10 @@ class LLMTrainArgs:
     label_only_share: float = field(default=0.0, metadata={
         "help": "SFT: share of the rows whose target is the label-only answer <think></think><answer>LABEL</answer> "
                 "(what label scoring reads; omni_mer.train.llm_data.sft_records); in [0, 0.5)"})
+    text_reading: bool = field(default=False, metadata={
+        "help": "prompts show the shipped text head's reading of each transcript (its class probabilities and the "
+                "words it leans on; omni_mer.train.llm_data.read_text); the adapter's recipe records it and the llm "
+                "scorer follows it. Off in the recipes: it did not help the 0.5B (docs/llm.md §4)"})
     init_adapter: str | None = field(default=None, metadata={"help": "GRPO: the SFT adapter, merged before training"})
     reward_funcs: list[str] = field(default_factory=lambda: ["format", "accuracy_ordinal", "grounding", "language"],
                                     metadata={"help": "GRPO rewards (omni_mer.train.rewards.REWARDS)"})
@@ -67,7 +71,7 @@ class LLMTrainArgs:
         for r in self.reward_funcs:
             if r not in REWARDS:
                 raise ConfigError(f"reward_funcs: {r!r} is not valid; valid rewards: {', '.join(REWARDS)}")
-        from omni_mer.train.llm_data import check_label_only_share
+        from omni_mer.train.label_only import check_label_only_share
 
         check_label_only_share(self.label_only_share)
         if self.label_only_share and self.stage != "sft":
@@ -111,13 +115,23 @@ def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
     import yaml
     from trl import GRPOTrainer, SFTTrainer, get_peft_config
 
-    from omni_mer.train.llm_data import grpo_records, load_rows, sft_records, to_dataset
+    from omni_mer.train.llm_data import grpo_records, load_rows, read_text, sft_records, to_dataset
 
+    from omni_mer.llm.model import adapter_text_reading
+
+    if script.init_adapter and adapter_text_reading(script.init_adapter) != script.text_reading:
+        raise ConfigError(f"text_reading={script.text_reading} but init_adapter {script.init_adapter} was trained with "
+                          f"text_reading={adapter_text_reading(script.init_adapter)}: both stages must see one prompt")
     peft_config = get_peft_config(model_cfg)
     if peft_config is None:
         raise ConfigError("use_peft must be true: only LoRA adapters are trained (the base weights stay frozen)")
     rows = load_rows(script.data_dir, "train", script.train_datasets, script.train_per_dataset, script.row_seed,
                      script.balance_labels)
+    reading = None
+    if script.text_reading:
+        rows, reading = read_text(rows)
+        log.info("text head %s (%s) read %d rows, %.3f s each", reading["head"], reading["digest"], len(rows),
+                 reading["seconds_per_row"])
     model, tokenizer = _load_policy(model_cfg, script)
     out = Path(train_cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,8 +154,9 @@ def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
         if script.init_adapter:
             (out / BASE_ADAPTER_FILE).write_text(json.dumps({"merged_adapter": str(Path(script.init_adapter))}))
         (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-        recipe = {"script": vars(script), "model": plain_items(model_cfg), "train": plain_items(train_cfg)}
-        (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        recipe = {"script": vars(script), "model": plain_items(model_cfg), "train": plain_items(train_cfg),
+                  "text_head": reading}
+        (out / RECIPE_FILE).write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
     metrics = dict(result.metrics)
     metrics["rows"] = len(rows)
     return metrics

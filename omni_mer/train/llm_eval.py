@@ -9,7 +9,10 @@ generation; a malformed output is not counted), the mean of the registry rewards
 answers (``generated``, with each row's answer in ``generated_answers``; one that does not parse falls back to the
 label-scored one, as the scorer's ``generate_batch`` does): what the model decides after writing its own
 rationale, where the label scores read the answer after an empty one. ``--text-head`` adds the shipped text head on
-the same rows. Writes one JSON (metrics + the row ids, so the subsets are checkable).
+the same rows. With ``--text-reading`` each row's text evidence is the shipped text head's, as the pipeline gives a
+clip (omni_mer.train.llm_data.read_text), and the prompt shows its reading to an adapter trained with it (or, with
+``--show-reading-zero-shot``, to the base model); recorded as ``text_reading``. Writes one JSON (metrics + the row ids, so the subsets are
+checkable).
 
 Label calibration (llm/calibration.py): ``--split valid --datasets mosei sims2 --fit-calibration FILE`` scores
 validation rows with the raw label scores and fits one calibration per language on them; ``--calibration``
@@ -55,6 +58,12 @@ class LLMEvalConfig:
     reward_funcs: list[str] = field(default_factory=lambda: ["format", "accuracy_ordinal", "grounding", "language"],
                                     metadata={"help": "rewards averaged over the generations"})
     reward_weights: list[float] | None = field(default=None, metadata={"help": "their weights (default 1 each)"})
+    text_reading: bool = field(default=False, metadata={
+        "help": "the rows' text evidence comes from the shipped text head (omni_mer.train.llm_data.read_text), as the "
+                "pipeline gives a clip; the prompt shows its reading to an adapter trained with it, or with "
+                "--show-reading-zero-shot to the base model"})
+    show_reading_zero_shot: bool = field(default=False, metadata={
+        "help": "without --adapter: show the text head's reading anyway (needs --text-reading)"})
     text_head: bool = field(default=False, metadata={
         "help": "also score the rows with the shipped text head ($OMNI_MER_TEXT_HEAD or auto: texthead/shipped.py; "
                 "the one used is recorded as text_head in the output)"})
@@ -74,6 +83,10 @@ class LLMEvalConfig:
         if self.fit_calibration and self.split != "valid":
             raise ValueError(f"--fit-calibration {self.fit_calibration!r} needs --split valid (got {self.split!r}): a "
                              "calibration fitted on test rows would grade itself")
+        if self.show_reading_zero_shot and (self.adapter or not self.text_reading):
+            raise ValueError("--show-reading-zero-shot needs --text-reading and no --adapter (an adapter's prompt is "
+                             f"the one it was trained with; got adapter={self.adapter!r}, "
+                             f"text_reading={self.text_reading})")
         if self.fit_calibration and self.calibration not in ("auto", "none"):
             raise ValueError(f"--fit-calibration fits on raw scores: drop --calibration {self.calibration!r}")
         if self.per_dataset < 1 or not 0 <= self.gen_per_dataset <= self.per_dataset:
@@ -92,18 +105,22 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
     """Metrics per dataset and overall (see module docstring)."""
     from omni_mer.core.labels import LABELS
     from omni_mer.scorers.llm import LLMScorer
-    from omni_mer.train.llm_data import TEXT_KEEP, grpo_records, load_rows, transcript_evidence
+    from omni_mer.train.llm_data import TEXT_KEEP, grpo_records, load_rows, read_text, row_evidence
     from omni_mer.train.rewards import combine_rewards
 
     rows = load_rows(cfg.data_dir, cfg.split, cfg.datasets, cfg.per_dataset, cfg.row_seed)
+    reading = None
+    if cfg.text_reading:
+        rows, reading = read_text(rows)
     t0 = time.perf_counter()
     scorer = LLMScorer(cfg.model, adapter=cfg.adapter, max_new_tokens=cfg.max_new_tokens, dtype=cfg.dtype,
-                       calibration="none" if cfg.fit_calibration else cfg.calibration)
+                       calibration="none" if cfg.fit_calibration else cfg.calibration,
+                       text_reading=True if cfg.show_reading_zero_shot else None)
     load_s = time.perf_counter() - t0
     preds, secs, scores = [], [], []
     for i, r in enumerate(rows):
         t = time.perf_counter()
-        lp = scorer.label_logprobs(transcript_evidence(r.text, r.lang), TEXT_KEEP, r.lang)
+        lp = scorer.label_logprobs(row_evidence(r), TEXT_KEEP, r.lang)
         secs.append(time.perf_counter() - t)
         scores.append(lp)
         preds.append(LABELS[int(np.argmax(lp))])
@@ -112,6 +129,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
     result: dict = {"config": asdict(cfg), "load_seconds": round(load_s, 1),
                     "compute_dtype": str(scorer.dtype).removeprefix("torch."),
                     "calibration": str(scorer.calibration_path) if scorer.calibration_path else None,
+                    "text_reading": {**reading, "shown": scorer.text_reading} if reading else None,
                     "score_seconds_per_row": round(float(np.mean(secs)), 3), "datasets": {}}
     if cfg.fit_calibration:
         from omni_mer.llm.calibration import fit_label_calibration, save_calibration
@@ -125,7 +143,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
     gen: dict[str, dict] = {}
     if gen_rows:
         t = time.perf_counter()
-        prompts = [scorer.prompt_ids(transcript_evidence(r.text, r.lang), TEXT_KEEP, r.lang) for r in gen_rows]
+        prompts = [scorer.prompt_ids(row_evidence(r), TEXT_KEEP, r.lang) for r in gen_rows]
         texts = scorer.generate_texts(prompts)
         result["generate_seconds_per_row"] = round((time.perf_counter() - t) / len(gen_rows), 3)
         recs = grpo_records(gen_rows)

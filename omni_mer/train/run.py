@@ -60,7 +60,10 @@ def build_data(script: OmniTrainArgs, output_dir: str, extract_fn: ExtractFn | N
         raise ValueError(f"no records in {script.manifest} for split={script.train_split!r} "
                          f"langs={script.train_langs}")
     cache = Path(script.cache_dir) if script.cache_dir else Path(output_dir) / "cache"
-    return TrainData(records, script.media, script.keep_set, cache, extract_fn)
+    from omni_mer.train.label_only import label_only_rows
+
+    return TrainData(records, script.media, script.keep_set, cache, extract_fn,
+                     label_only=label_only_rows(len(records), script.label_only_share))
 
 
 def make_trainer(script: OmniTrainArgs, train_cfg, model_cfg, data: TrainData):
