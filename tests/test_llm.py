@@ -106,24 +106,29 @@ def test_prompt_shows_the_text_heads_reading_with_the_text_only():
     """The text head's probabilities (label order) and its strongest words, when the text is kept and the head read
     it; nothing of it without the text, with text_reading=False, or for text evidence the head did not read."""
     ev = evidence(reading=True)
-    full = llm_user_text(ev, ALL, "en")
+    full = llm_user_text(ev, ALL, "en", text_reading=True)
     assert "Text model's reading (often right, not always): SNEG 2% · WNEG 3% · NEUT 15% · WPOS 50% · SPOS 30%" in full
     assert "Words it leans on: “loved” (+0.45); “this movie” (+0.05); “really” (-0.02)" in full
-    zh = llm_user_text(evidence(language="zh", reading=True), ALL, "zh")
+    zh = llm_user_text(evidence(language="zh", reading=True), ALL, "zh", text_reading=True)
     assert "文本模型的判读（多半正确，并非总对）：SNEG 2% · WNEG 3% · NEUT 15% · WPOS 50% · SPOS 30%" in zh and "「loved」（+0.45）" in zh
-    for shown in (llm_user_text(ev, frozenset({"audio", "visual"}), "en"),
+    for shown in (llm_user_text(ev, frozenset({"audio", "visual"}), "en", text_reading=True),
                   llm_user_text(ev, ALL, "en", text_reading=False), llm_user_text(evidence(), ALL, "en")):
         assert "reading" not in shown and "leans on" not in shown
     assert llm_user_text(ev, ALL, "en", text_reading=False) == llm_user_text(evidence(), ALL, "en")
+    assert llm_user_text(ev, ALL, "en") == llm_user_text(evidence(), ALL, "en")  # off unless asked
 
 
 def test_sft_target_quotes_the_heads_word_toward_the_gold_polarity():
+    """With head_quote (a prompt showing the reading): the head's strongest word toward the gold polarity; the first
+    clause for NEUT, for a word that pushes too little (below MIN_QUOTE_EFFECT), or without head_quote."""
     ev = evidence(reading=True)
-    assert "“loved”" in grounded_target(ev, ALL, "WPOS", "en")  # the strongest positive word
-    neg = grounded_target(ev, ALL, "WNEG", "en")  # "really" (-0.02) is the one word toward negative
-    assert "“really”" in neg and "“loved”" not in neg
-    assert "“I really loved this movie”" in grounded_target(ev, ALL, "NEUT", "en")  # neutral: the first clause
-    assert "“I really loved this movie”" in grounded_target(evidence(), ALL, "WPOS", "en")  # no reading
+    first = "“I really loved this movie”"
+    assert "“loved”" in grounded_target(ev, ALL, "WPOS", "en", head_quote=True)  # the strongest positive word
+    assert first in grounded_target(ev, ALL, "WNEG", "en", head_quote=True)  # "really" pushes only -0.02
+    assert first in grounded_target(ev, ALL, "NEUT", "en", head_quote=True)
+    assert first in grounded_target(ev, ALL, "WPOS", "en")  # off by default (the omni path)
+    ev.text.cues[0] = Cue("text", 0.4, 0.8, "really loved this movie, it was", 0.1, effect=0.6, kind="phrase")
+    assert "“this movie”" in grounded_target(ev, ALL, "WPOS", "en", head_quote=True)  # longer than a clause: next
 
 
 def test_the_scorer_shows_the_reading_only_to_adapters_trained_with_it(tmp_path, tiny_llm):
@@ -156,7 +161,7 @@ def test_the_scorer_shows_the_reading_only_to_adapters_trained_with_it(tmp_path,
 def test_sft_targets_cite_only_what_the_prompt_shows(keep, face, language, reading):
     ev = evidence(face=face, language=language, reading=reading)
     for label in LABELS:
-        target = grounded_target(ev, keep, label, language)
+        target = grounded_target(ev, keep, label, language, head_quote=reading)
         assert format_reward([target]) == [1.0]
         assert target.endswith(f"<answer>{label}</answer>")
         r = grounding_reward([target], evidence=[ev], keep=[",".join(keep)])[0]

@@ -242,6 +242,8 @@ def test_omni_label_only_share_trains_the_ids_label_scoring_reads(tiny_dir, tmp_
     assert short.target == f"<think>{SCORE_THINK}</think><answer>{ex.label}</answer>" and ex.target != short.target
     data = build_data(script, str(tmp_path))  # the recipe's manifest (samples/), transcript evidence
     assert len(data.label_only) == round(0.33 * len(data)) and data.label_only < set(range(len(data)))
+    i = min(data.label_only)
+    assert data[i].label_only and data[i].target.startswith(f"<think>{SCORE_THINK}</think><answer>")
     trainer, _ = _trainer(tiny_dir, tmp_path, "sft")
     tokenizer = trainer.processing_class.tokenizer
     batch = sft_batch(trainer.processing_class, [short], script.media)

@@ -9,9 +9,10 @@ three things a citation is matched on (:func:`cue_citations`, used by the ground
 checked against what its prompt showed, not against formatted strings with numbers the model never saw. Words are
 quoted verbatim from the transcript in “…” / 「…」 (omni_mer.explain.rationale's citation marks).
 
-With the text kept and read by the trained text head (omni_mer.evidence.text: the pipeline's default), the prompt
-also shows that head's reading (its five class probabilities) and the words it leans on (its occlusion cues, with
-their signed effect): the text evidence as text, like the voice and face cues (:func:`text_reading_lines`).
+Opt-in (``text_reading``; docs/llm.md §2): with the text kept and read by the trained text head (omni_mer.evidence.
+text: the pipeline's default), the prompt also shows that head's reading (its five class probabilities) and the words
+it leans on (its occlusion cues, with their signed effect): the text evidence as text, like the voice and face cues
+(:func:`text_reading_lines`).
 
 The prompt texts are package data (``omni_mer/prompt_texts/llm_system.txt``, ``llm_user_en.txt``,
 ``llm_user_zh.txt``), read through omni_mer.omni.prompts.load_prompt like every other prompt.
@@ -25,12 +26,13 @@ from dataclasses import dataclass
 from omni_mer.core.i18n import language_code
 from omni_mer.evidence.types import Cue, Evidence, ModalityEvidence
 from omni_mer.core.answer import format_answer
-from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE
+from omni_mer.core.labels import LABEL_NAMES, LABEL_VALENCE, LABELS
 from omni_mer.omni.prompts import label_list, load_prompt
 
 CUE_MODALITIES = ("audio", "visual")  # the modalities whose cues are listed (text is the transcript itself)
 MAX_CUES = {"audio": 4, "visual": 4}
 MAX_TEXT_CUES = 3  # the text head's strongest words shown with its reading
+MIN_QUOTE_EFFECT = 0.05  # a head word quoted by an SFT target pushes at least this much toward the gold polarity
 _NAMES = {
     "en": {"audio": "voice", "visual": "face", "text": "the transcript",
            "audio_info": "voice cues", "visual_info": "face cues", "none": "nothing but this instruction (give your best guess)",
@@ -108,8 +110,6 @@ def cites_shown_cue(citation: CueCitation, cues: list[Cue]) -> bool:
 def head_probabilities(text: ModalityEvidence) -> dict[str, float] | None:
     """The trained text head's class probabilities carried by the text evidence (``head_p_<LABEL>`` features), or
     None when the text was not read by the head (the lexicon fallback, a bare transcript)."""
-    from omni_mer.core.labels import LABELS
-
     probs = {lab: text.features.get(f"head_p_{lab}") for lab in LABELS}
     if not text.present or any(v is None for v in probs.values()):
         return None
@@ -129,7 +129,7 @@ def head_cues(evidence: Evidence) -> list[Cue]:
 def text_reading_lines(evidence: Evidence | None, keep: frozenset[str], language: str) -> list[str]:
     """The text head's reading (probabilities in label order) and the words it leans on, when the text is kept and
     the head read it; else no lines."""
-    if evidence is None or "text" not in keep or not _transcript_shown(evidence, keep):
+    if not _transcript_shown(evidence, keep):
         return []
     probs = head_probabilities(evidence.text)
     if probs is None:
@@ -152,7 +152,7 @@ def _transcript_shown(evidence: Evidence | None, keep: frozenset[str]) -> str:
 
 
 def llm_user_text(evidence: Evidence | None, keep: frozenset[str], language: str | None = None,
-                  text_reading: bool = True) -> str:
+                  text_reading: bool = False) -> str:
     """The user turn: the kept modalities, the transcript, the text head's reading (when the evidence has it and
     ``text_reading``), the cue lists (or why a modality is absent), labels."""
     lang = _lang(language or (evidence.language if evidence is not None else None))
@@ -184,7 +184,7 @@ def llm_user_text(evidence: Evidence | None, keep: frozenset[str], language: str
 
 
 def llm_messages(evidence: Evidence | None, keep: frozenset[str], language: str | None = None,
-                 text_reading: bool = True) -> list[dict]:
+                 text_reading: bool = False) -> list[dict]:
     """Chat messages (plain-string content, the text-only Qwen2.5 chat format) of one clip."""
     return [{"role": "system", "content": load_prompt("llm_system")},
             {"role": "user", "content": llm_user_text(evidence, keep, language, text_reading)}]
@@ -202,25 +202,28 @@ def _first_clause(transcript: str, lang: str) -> str:
     return " ".join(clause.split()[:8])
 
 
-def _target_span(evidence: Evidence, transcript: str, valence: float, lang: str) -> str:
-    """What the target quotes: the text head's strongest shown word that pushes toward the gold polarity, else the
+def _target_span(evidence: Evidence, transcript: str, valence: float, lang: str, head_quote: bool) -> str:
+    """What the target quotes: with ``head_quote``, the text head's strongest shown word pushing toward the gold
+    polarity (by at least MIN_QUOTE_EFFECT, no longer than a first clause, without citation marks); else the
     transcript's first clause."""
-    if valence:
+    if head_quote and valence:
         for c in head_cues(evidence):
-            if c.effect * valence > 0:
-                return " ".join(c.text.split())
+            span = " ".join(c.text.split())
+            if (c.effect * valence > 0 and abs(c.effect) >= MIN_QUOTE_EFFECT and _first_clause(span, lang) == span
+                    and not re.search(r"[“”「」\"]", span)):
+                return span
     return _first_clause(transcript, lang)
 
 
 def grounded_target(evidence: Evidence, keep: frozenset[str], label: str, language: str | None = None,
-                    cue_tags: bool = True) -> str:
+                    cue_tags: bool = True, head_quote: bool = False) -> str:
     """The SFT target: a short rationale citing only what the prompt shows, ending in the GOLD ``label``.
 
-    It quotes a verbatim span of the shown transcript (the text head's strongest shown word toward the gold polarity
-    when the evidence carries the head's reading, else the first clause), cites the shown voice/face cues by their
-    tags (strongest first, two each), says so when a kept modality is absent, and names the label. ``cue_tags=False``
-    is for a prompt that lists no cues (the omni model hears and sees the clip itself): a present modality is then
-    described by the lean of its evidence, without citing anything the prompt did not show.
+    It quotes a verbatim span of the shown transcript (with ``head_quote``, for a prompt that shows the text head's
+    reading: the head's strongest shown word toward the gold polarity; else the first clause), cites the shown
+    voice/face cues by their tags (strongest first, two each), says so when a kept modality is absent, and names the
+    label. ``cue_tags=False`` is for a prompt that lists no cues (the omni model hears and sees the clip itself): a
+    present modality is then described by the lean of its evidence, without citing anything the prompt did not show.
     """
     lang = _lang(language or evidence.language)
     w = _NAMES[lang]
@@ -230,7 +233,7 @@ def grounded_target(evidence: Evidence, keep: frozenset[str], label: str, langua
     lean = ("positive" if v > 0 else "negative" if v < 0 else "neutral") if lang == "en" else (
         "积极" if v > 0 else "消极" if v < 0 else "中性")
     if transcript:
-        q = _quote(_target_span(evidence, transcript, v, lang), lang)
+        q = _quote(_target_span(evidence, transcript, v, lang, head_quote), lang)
         parts.append(f"The words {q} read {lean}." if lang == "en" else f"原话{q}听起来{lean}。")
     cues = shown_cues(evidence, keep)
     for m in CUE_MODALITIES:

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def _probe_evidence(language: str) -> Evidence:
-    """An evidence with every field filled, to find where prompts of ``language`` start to differ."""
+    """An evidence with every listed field filled, to find where prompts of ``language`` start to differ (the text
+    head's reading, when shown, comes after the transcript: past that point)."""
     from omni_mer.evidence.types import Cue, ModalityEvidence
 
     return Evidence(language=language, transcript="x y z", segments=[], text=ModalityEvidence("text", True),

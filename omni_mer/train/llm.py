@@ -91,6 +91,21 @@ def parse(argv: Sequence[str] | None = None, prog: str = "omni-mer train-llm"):
     return script, train_cfg, model_cfg
 
 
+def check_init_adapter(script: LLMTrainArgs) -> None:
+    """ConfigError unless ``init_adapter`` (when set) is a train-llm output trained on the same prompt as this run
+    (``text_reading``). Checked when training starts: a recipe names the folder an earlier stage will write."""
+    if not script.init_adapter:
+        return
+    from omni_mer.llm.model import RECIPE_FILE, adapter_text_reading
+
+    if not (Path(script.init_adapter) / RECIPE_FILE).is_file():
+        raise ConfigError(f"init_adapter={script.init_adapter!r}: no {RECIPE_FILE} there (a train-llm output folder "
+                          "is needed: its recipe says which prompt it was trained on)")
+    if adapter_text_reading(script.init_adapter) != script.text_reading:
+        raise ConfigError(f"text_reading={script.text_reading} but init_adapter {script.init_adapter} was trained with "
+                          f"text_reading={adapter_text_reading(script.init_adapter)}: both stages must see one prompt")
+
+
 def _load_policy(model_cfg, script: LLMTrainArgs):
     """The base model in the recipe's ``dtype`` (``auto``/unset: fp32 on CPU, bf16 on GPU), with ``init_adapter``
     merged into it when given."""
@@ -117,11 +132,7 @@ def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
 
     from omni_mer.train.llm_data import grpo_records, load_rows, read_text, sft_records, to_dataset
 
-    from omni_mer.llm.model import adapter_text_reading
-
-    if script.init_adapter and adapter_text_reading(script.init_adapter) != script.text_reading:
-        raise ConfigError(f"text_reading={script.text_reading} but init_adapter {script.init_adapter} was trained with "
-                          f"text_reading={adapter_text_reading(script.init_adapter)}: both stages must see one prompt")
+    check_init_adapter(script)
     peft_config = get_peft_config(model_cfg)
     if peft_config is None:
         raise ConfigError("use_peft must be true: only LoRA adapters are trained (the base weights stay frozen)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -45,7 +45,8 @@ class TranscriptRow:
     lang: str
     text: str
     label: str
-    text_evidence: ModalityEvidence | None = None  # read_text's: the text head's reading; None: the bare transcript
+    # read_text's: the text head's reading (shown by the prompt); None: the bare transcript
+    text_evidence: ModalityEvidence | None = field(default=None, compare=False)
 
 
 def transcript_evidence(text: str, language: str, text_evidence: ModalityEvidence | None = None) -> Evidence:
@@ -77,8 +78,10 @@ def read_text(rows: Sequence[TranscriptRow], analyzer=None) -> tuple[list[Transc
 
         analyzer = TextAnalyzer()
     if analyzer.head is None:
-        raise ValueError("text_reading needs the trained text head, but the TextAnalyzer has none (its lexicon "
-                         "fallback has no class probabilities to show)")
+        from omni_mer.core.errors import ModelNotFoundError
+
+        raise ModelNotFoundError("text_reading needs the trained text head, but the TextAnalyzer has none (its "
+                                 "lexicon fallback has no class probabilities to show)")
     t0 = time.perf_counter()
     out = [replace(r, text_evidence=analyzer.analyze_text(r.text, r.lang))
            for r in tqdm(rows, desc="text head", unit="row", disable=not rows or not log.isEnabledFor(logging.INFO))]
@@ -126,7 +129,7 @@ def load_rows(data: str | Path, split: str, datasets: Sequence[str], per_dataset
 
 
 def row_prompt(row: TranscriptRow) -> list[dict]:
-    return llm_messages(row_evidence(row), TEXT_KEEP, row.lang)
+    return llm_messages(row_evidence(row), TEXT_KEEP, row.lang, text_reading=row.text_evidence is not None)
 
 
 def sft_records(rows: Sequence[TranscriptRow], label_only_share: float = 0.0, seed: int = 0) -> list[dict]:
@@ -140,7 +143,8 @@ def sft_records(rows: Sequence[TranscriptRow], label_only_share: float = 0.0, se
     out = []
     for i, r in enumerate(rows):
         target = (label_only_answer(r.label) if i in short else
-                  grounded_target(row_evidence(r), TEXT_KEEP, r.label, r.lang))
+                  grounded_target(row_evidence(r), TEXT_KEEP, r.label, r.lang,
+                                  head_quote=r.text_evidence is not None))
         out.append({"messages": row_prompt(r) + [{"role": "assistant", "content": target}]})
     return out
 

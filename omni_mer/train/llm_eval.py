@@ -83,6 +83,12 @@ class LLMEvalConfig:
         if self.fit_calibration and self.split != "valid":
             raise ValueError(f"--fit-calibration {self.fit_calibration!r} needs --split valid (got {self.split!r}): a "
                              "calibration fitted on test rows would grade itself")
+        from omni_mer.llm.model import adapter_text_reading
+
+        if self.adapter and adapter_text_reading(self.adapter) != self.text_reading:
+            raise ValueError(f"--text-reading {self.text_reading} but adapter {self.adapter} was trained with "
+                             f"text_reading={adapter_text_reading(self.adapter)}: evaluate it on the prompt it "
+                             "was trained with")
         if self.show_reading_zero_shot and (self.adapter or not self.text_reading):
             raise ValueError("--show-reading-zero-shot needs --text-reading and no --adapter (an adapter's prompt is "
                              f"the one it was trained with; got adapter={self.adapter!r}, "
@@ -129,7 +135,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
     result: dict = {"config": asdict(cfg), "load_seconds": round(load_s, 1),
                     "compute_dtype": str(scorer.dtype).removeprefix("torch."),
                     "calibration": str(scorer.calibration_path) if scorer.calibration_path else None,
-                    "text_reading": {**reading, "shown": scorer.text_reading} if reading else None,
+                    "text_reading": {**(reading or {}), "shown": scorer.text_reading},
                     "score_seconds_per_row": round(float(np.mean(secs)), 3), "datasets": {}}
     if cfg.fit_calibration:
         from omni_mer.llm.calibration import fit_label_calibration, save_calibration
