@@ -244,6 +244,10 @@ def test_omni_label_only_share_trains_the_ids_label_scoring_reads(tiny_dir, tmp_
     assert len(data.label_only) == round(0.33 * len(data)) and data.label_only < set(range(len(data)))
     i = min(data.label_only)
     assert data[i].label_only and data[i].target.startswith(f"<think>{SCORE_THINK}</think><answer>")
+    from omni_mer.train.cards import card_text
+
+    card = card_text(script, *make_cfg(tiny_dir, tmp_path, "sft")[1:], {}, data.summary())
+    assert f"; {len(data.label_only)} with the label-only SFT target" in card and "| label_only_share | 0.33 |" in card
     trainer, _ = _trainer(tiny_dir, tmp_path, "sft")
     tokenizer = trainer.processing_class.tokenizer
     batch = sft_batch(trainer.processing_class, [short], script.media)

@@ -10,7 +10,8 @@ from omni_mer.train.config import OmniTrainArgs
 _RECIPE_KEYS = ("stage", "lora_r", "lora_alpha", "lora_dropout", "learning_rate", "max_steps", "num_train_epochs",
                 "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations", "beta",
                 "epsilon", "loss_type", "reward_funcs", "reward_weights", "max_completion_length", "temperature",
-                "fps", "max_frames", "max_side", "use_audio_in_video", "keep", "train_langs", "seed")
+                "fps", "max_frames", "max_side", "use_audio_in_video", "keep", "train_langs", "label_only_share",
+                "seed")
 
 
 def card_text(script: OmniTrainArgs, train_cfg, model_cfg, metrics: dict, data_summary: dict) -> str:
@@ -27,7 +28,8 @@ def card_text(script: OmniTrainArgs, train_cfg, model_cfg, metrics: dict, data_s
                                                                  if cfg.init_adapter else ""),
         f"- **Data**: `{cfg.manifest}` split `{cfg.train_split}`, languages {', '.join(cfg.train_langs)}: "
         f"{data_summary.get('n', 0)} clips; per language {json.dumps(data_summary.get('langs', {}))}; "
-        f"per label {json.dumps(data_summary.get('labels', {}))}",
+        f"per label {json.dumps(data_summary.get('labels', {}))}"
+        + (f"; {data_summary['label_only']} with the label-only SFT target" if data_summary.get("label_only") else ""),
         f"- **Evidence**: {cfg.evidence}",
         "",
         "## Load",

@@ -190,7 +190,7 @@ class TrainData:
 
     def summary(self) -> dict:
         """Counts per language and label (for the model card)."""
-        out: dict = {"n": len(self.records), "langs": {}, "labels": {}}
+        out: dict = {"n": len(self.records), "langs": {}, "labels": {}, "label_only": len(self.label_only)}
         for r in self.records:
             out["langs"][r.lang] = out["langs"].get(r.lang, 0) + 1
             out["labels"][r.label5] = out["labels"].get(r.label5, 0) + 1
@@ -220,7 +220,7 @@ class ExampleList(list):
         return [ex.id for ex in self]
 
     def summary(self) -> dict:
-        out: dict = {"n": len(self), "langs": {}, "labels": {}}
+        out: dict = {"n": len(self), "langs": {}, "labels": {}, "label_only": sum(ex.label_only for ex in self)}
         for ex in self:
             out["langs"][ex.language] = out["langs"].get(ex.language, 0) + 1
             out["labels"][ex.label] = out["labels"].get(ex.label, 0) + 1

@@ -20,6 +20,7 @@ from typing import Sequence
 from omni_mer.core.console import emit
 from omni_mer.train.config import OmniTrainArgs
 from omni_mer.train.data import ExtractFn, TrainData, load_records, select_records
+from omni_mer.train.label_only import label_only_rows
 from omni_mer.train.recipe import parse_recipe, plain_items, reward_functions
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ def build_data(script: OmniTrainArgs, output_dir: str, extract_fn: ExtractFn | N
         raise ValueError(f"no records in {script.manifest} for split={script.train_split!r} "
                          f"langs={script.train_langs}")
     cache = Path(script.cache_dir) if script.cache_dir else Path(output_dir) / "cache"
-    from omni_mer.train.label_only import label_only_rows
-
     return TrainData(records, script.media, script.keep_set, cache, extract_fn,
                      label_only=label_only_rows(len(records), script.label_only_share))
 
