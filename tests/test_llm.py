@@ -143,6 +143,11 @@ def test_the_scorer_shows_the_reading_only_to_adapters_trained_with_it(tmp_path,
         (tmp_path / name).mkdir()
         (tmp_path / name / RECIPE_FILE).write_text(yaml.safe_dump({"script": script}))
         assert adapter_text_reading(tmp_path / name) is want, name
+    from omni_mer.llm.model import text_reading_mismatch
+
+    assert text_reading_mismatch(tmp_path / "with", True) is None
+    assert "pass --text-reading true" in text_reading_mismatch(tmp_path / "with", False)
+    assert "or it has none); pass --text-reading false" in text_reading_mismatch(tmp_path, True)
     from omni_mer.llm.model import load_llm
 
     model, tok = load_llm(tiny_llm, dtype="float32")

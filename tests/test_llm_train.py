@@ -185,7 +185,7 @@ def test_tiny_qwen2_sft_then_grpo_with_trl(tmp_path):
     grpo = tmp_path / "grpo"
     args = ["--config", str(ROOT / "recipes/llm/tiny/grpo.yaml"), *common, "--output-dir", str(grpo),
             "--init-adapter", str(sft), "--max-completion-length", "8"]
-    with pytest.raises(ValueError, match="trained with text_reading=True: both stages must see one prompt"):
+    with pytest.raises(ValueError, match="says text_reading: true; pass --text-reading true so that it sees the prompt"):
         train(*parse(args))
     train(*parse([*args, "--text-reading", "true"]))
     history = json.loads((grpo / "log_history.json").read_text())

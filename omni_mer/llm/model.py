@@ -24,6 +24,18 @@ BASE_ADAPTER_FILE = "omni_mer_base_adapter.json"  # written by omni_mer.train.ll
 RECIPE_FILE = "recipe.yaml"  # written by omni_mer.train.llm next to every adapter: the recipe it was trained with
 
 
+def text_reading_mismatch(adapter: str | Path, text_reading: bool, flag: str = "--text-reading") -> str | None:
+    """Why ``adapter`` cannot be used with ``text_reading`` (it was trained on the other prompt), naming the flag value
+    that fits; None when they agree."""
+    trained = adapter_text_reading(adapter)
+    if trained == text_reading:
+        return None
+    how = ("its recipe.yaml says text_reading: true" if trained else
+           "it was not trained with it (its recipe.yaml says so, or it has none)")
+    return (f"{flag} {str(text_reading).lower()} does not fit adapter {adapter}: {how}; pass {flag} "
+            f"{str(trained).lower()} so that it sees the prompt it was trained on")
+
+
 def adapter_text_reading(adapter: str | Path | None) -> bool:
     """Whether prompts show the text head's reading (omni_mer.llm.prompt) to this adapter: only if it was trained so
     (its recipe's ``script.text_reading``; a recipe older than that key was trained without it). False with no

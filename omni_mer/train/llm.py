@@ -96,14 +96,14 @@ def check_init_adapter(script: LLMTrainArgs) -> None:
     (``text_reading``). Checked when training starts: a recipe names the folder an earlier stage will write."""
     if not script.init_adapter:
         return
-    from omni_mer.llm.model import RECIPE_FILE, adapter_text_reading
+    from omni_mer.llm.model import RECIPE_FILE, text_reading_mismatch
 
     if not (Path(script.init_adapter) / RECIPE_FILE).is_file():
         raise ConfigError(f"init_adapter={script.init_adapter!r}: no {RECIPE_FILE} there (a train-llm output folder "
                           "is needed: its recipe says which prompt it was trained on)")
-    if adapter_text_reading(script.init_adapter) != script.text_reading:
-        raise ConfigError(f"text_reading={script.text_reading} but init_adapter {script.init_adapter} was trained with "
-                          f"text_reading={adapter_text_reading(script.init_adapter)}: both stages must see one prompt")
+    why = text_reading_mismatch(script.init_adapter, script.text_reading)
+    if why:
+        raise ConfigError(f"{why} (both stages must see one prompt)")
 
 
 def _load_policy(model_cfg, script: LLMTrainArgs):

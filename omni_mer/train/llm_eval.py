@@ -83,12 +83,11 @@ class LLMEvalConfig:
         if self.fit_calibration and self.split != "valid":
             raise ValueError(f"--fit-calibration {self.fit_calibration!r} needs --split valid (got {self.split!r}): a "
                              "calibration fitted on test rows would grade itself")
-        from omni_mer.llm.model import adapter_text_reading
+        from omni_mer.llm.model import text_reading_mismatch
 
-        if self.adapter and adapter_text_reading(self.adapter) != self.text_reading:
-            raise ValueError(f"--text-reading {self.text_reading} but adapter {self.adapter} was trained with "
-                             f"text_reading={adapter_text_reading(self.adapter)}: evaluate it on the prompt it "
-                             "was trained with")
+        why = text_reading_mismatch(self.adapter, self.text_reading) if self.adapter else None
+        if why:
+            raise ValueError(why)
         if self.show_reading_zero_shot and (self.adapter or not self.text_reading):
             raise ValueError("--show-reading-zero-shot needs --text-reading and no --adapter (an adapter's prompt is "
                              f"the one it was trained with; got adapter={self.adapter!r}, "
@@ -123,6 +122,9 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
                        calibration="none" if cfg.fit_calibration else cfg.calibration,
                        text_reading=True if cfg.show_reading_zero_shot else None)
     load_s = time.perf_counter() - t0
+    if reading and not scorer.text_reading:
+        log.warning("the text head read the rows, but the base model's prompt does not show its reading (pass "
+                    "--show-reading-zero-shot true to show it)")
     preds, secs, scores = [], [], []
     for i, r in enumerate(rows):
         t = time.perf_counter()
