@@ -137,6 +137,11 @@ def test_rows_carry_the_text_heads_reading_into_prompts_targets_and_rewards():
 
     rows, info = read_text(load_rows(TEXT_DATA, "test", ["mosei", "sims2"], 2, 0))
     assert info["digest"] and info["seconds_per_row"] > 0
+    from omni_mer.train.llm_eval import _text_head_predictions
+
+    run, run_info = _text_head_predictions(rows)  # eval-llm --text-head: the head run on the rows
+    read, read_info = _text_head_predictions(rows, info)  # the same head's labels, from the rows' reading
+    assert read == run and read_info == run_info
     for row, rec, grpo in zip(rows, sft_records(rows), grpo_records(rows)):
         probs = head_probabilities(row.text_evidence)
         assert probs is not None and sum(probs.values()) == pytest.approx(1, abs=1e-3)

@@ -1,11 +1,11 @@
 """The llm scorer: a text-only Qwen2.5 causal LM (+ LoRA) behind the Scorer interface (``--backend llm``).
 
-The prompt (omni_mer.llm.prompt) holds the transcript, the text head's reading (only for an adapter trained with
-it) and the timed voice/face cues as text, only for the modalities in ``keep``. Label scoring is the omni scorer's method: the assistant turn is teacher-forced as
-``<think>{score_think}</think><answer>`` and each label's probability is the softmax over the five labels of the
-summed log-probabilities of its tokens. Qwen's BPE merges ``>`` with the following letters, so the tail
-``<think>…</think><answer>LABEL`` is tokenised whole per label; the shared token prefix runs once and only the
-per-label remainders run as a second forward on its KV cache.
+The prompt (omni_mer.llm.prompt) holds the transcript, the text head's reading (only for an adapter trained with it)
+and the timed voice/face cues as text, only for the modalities in ``keep``. Label scoring is the omni scorer's
+method: the assistant turn is teacher-forced as ``<think>{score_think}</think><answer>`` and each label's
+probability is the softmax over the five labels of the summed log-probabilities of its tokens. Qwen's BPE merges
+``>`` with the following letters, so the tail ``<think>…</think><answer>LABEL`` is tokenised whole per label; the
+shared token prefix runs once and only the per-label remainders run as a second forward on its KV cache.
 
 Prefix cache: the system turn and the head of every user turn are the same for every clip and every coalition of
 the explanation (8 per clip), so their KV cache is computed once per scorer and reused (copied) by each call.

@@ -83,10 +83,7 @@ class OmniTrainArgs:
             _choice("reward_funcs", name, tuple(REWARDS))
         from omni_mer.train.label_only import check_label_only_share
 
-        check_label_only_share(self.label_only_share)
-        if self.label_only_share and self.stage != "sft":
-            raise ConfigError(f"label_only_share={self.label_only_share} applies to stage sft only "
-                              f"(stage={self.stage!r})")
+        check_label_only_share(self.label_only_share, self.stage)
         if self.stage == "grpo" and not self.reward_funcs:
             raise ConfigError(f"reward_funcs is empty; valid rewards: {', '.join(REWARDS)}")
         self.media  # validates fps/max_frames/max_side via MediaConfig

@@ -1,5 +1,6 @@
 """Training data from the unified manifest: SFT examples (cue-grounded rationale ending in the GOLD label, or for a
-seeded ``label_only_share`` of the clips the label-only answer that label scoring reads) and GRPO examples (gold label, language and the evidence the rewards read).
+seeded ``label_only_share`` of the clips the label-only answer that label scoring reads) and GRPO examples (gold
+label, language and the evidence the rewards read).
 
 Evidence is cached per clip (JSON of ``Evidence.to_dict()`` keyed by clip id + file hash under the run's cache
 dir) and filled by the ``extract_fn(clip) -> Evidence`` the caller passes, so a second epoch never re-runs ASR.

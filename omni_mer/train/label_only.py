@@ -13,13 +13,16 @@ import numpy as np
 MAX_LABEL_ONLY_SHARE = 0.5
 
 
-def check_label_only_share(share: float) -> None:
-    """ConfigError (a ValueError) naming ``share`` unless it is in [0, MAX_LABEL_ONLY_SHARE)."""
+def check_label_only_share(share: float, stage: str = "sft") -> None:
+    """ConfigError (a ValueError) naming ``share`` unless it is in [0, MAX_LABEL_ONLY_SHARE), and non-zero only for
+    the ``sft`` stage (the one check of both recipe parsers)."""
     from omni_mer.core.errors import ConfigError
 
     if not 0.0 <= share < MAX_LABEL_ONLY_SHARE:
         raise ConfigError(f"label_only_share={share} is not valid: a share in [0, {MAX_LABEL_ONLY_SHARE}) (a half or "
                           "more would make an empty rationale the likelier first step of greedy generation)")
+    if share and stage != "sft":
+        raise ConfigError(f"label_only_share={share} applies to stage sft only (stage={stage!r})")
 
 
 def label_only_rows(n: int, share: float, seed: int = 0) -> set[int]:

@@ -73,9 +73,7 @@ class LLMTrainArgs:
                 raise ConfigError(f"reward_funcs: {r!r} is not valid; valid rewards: {', '.join(REWARDS)}")
         from omni_mer.train.label_only import check_label_only_share
 
-        check_label_only_share(self.label_only_share)
-        if self.label_only_share and self.stage != "sft":
-            raise ConfigError(f"label_only_share={self.label_only_share} applies to stage sft only (stage={self.stage!r})")
+        check_label_only_share(self.label_only_share, self.stage)
         if self.train_per_dataset < 1:
             raise ConfigError(f"train_per_dataset={self.train_per_dataset} must be >= 1")
 
@@ -96,7 +94,7 @@ def check_init_adapter(script: LLMTrainArgs) -> None:
     (``text_reading``). Checked when training starts: a recipe names the folder an earlier stage will write."""
     if not script.init_adapter:
         return
-    from omni_mer.llm.model import RECIPE_FILE, text_reading_mismatch
+    from omni_mer.llm.model import text_reading_mismatch
 
     if not (Path(script.init_adapter) / RECIPE_FILE).is_file():
         raise ConfigError(f"init_adapter={script.init_adapter!r}: no {RECIPE_FILE} there (a train-llm output folder "

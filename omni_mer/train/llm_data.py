@@ -67,7 +67,8 @@ def read_text(rows: Sequence[TranscriptRow], analyzer=None) -> tuple[list[Transc
     text head, texthead/shipped.py's choice), and which head read them (``{"head", "digest", "seconds_per_row"}``).
 
     The head was trained on these datasets' train splits: on train rows its reading is more often right than on
-    held-out rows (e5 head, 300 rows each: MOSEI 0.633 train / 0.520 valid Acc-5, SIMS v2 0.523 / 0.390; docs/llm.md)."""
+    held-out rows (e5 head, 300 rows each: MOSEI 0.633 train / 0.520 valid Acc-5, SIMS v2 0.523 / 0.390;
+    docs/llm.md)."""
     import time
     from dataclasses import replace
 

@@ -11,8 +11,8 @@ label-scored one, as the scorer's ``generate_batch`` does): what the model decid
 rationale, where the label scores read the answer after an empty one. ``--text-head`` adds the shipped text head on
 the same rows. With ``--text-reading`` each row's text evidence is the shipped text head's, as the pipeline gives a
 clip (omni_mer.train.llm_data.read_text), and the prompt shows its reading to an adapter trained with it (or, with
-``--show-reading-zero-shot``, to the base model); recorded as ``text_reading``. Writes one JSON (metrics + the row ids, so the subsets are
-checkable).
+``--show-reading-zero-shot``, to the base model); recorded as ``text_reading``. Writes one JSON (metrics + the row
+ids, so the subsets are checkable).
 
 Label calibration (llm/calibration.py): ``--split valid --datasets mosei sims2 --fit-calibration FILE`` scores
 validation rows with the raw label scores and fits one calibration per language on them; ``--calibration``
@@ -177,7 +177,7 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
                                      for k, vals in per.items()}
     head_preds = None
     if cfg.text_head:
-        head_preds, result["text_head"] = _text_head_predictions(rows)
+        head_preds, result["text_head"] = _text_head_predictions(rows, reading)
     for name in cfg.datasets + ["all"]:
         idx = [i for i, r in enumerate(rows) if name == "all" or r.dataset == name]
         d = _metrics([rows[i].label for i in idx], [preds[i] for i in idx])
@@ -200,14 +200,23 @@ def evaluate(cfg: LLMEvalConfig) -> dict:
     return result
 
 
-def _text_head_predictions(rows) -> tuple[list[str], dict]:
-    """The shipped text head's labels for ``rows`` (texthead/shipped.py's choice) and which head that was."""
-    from omni_mer.texthead.encoder import encoder_for
-    from omni_mer.texthead.evaluate import predict_labels
-    from omni_mer.texthead.fused import load_text_head
+def _text_head_predictions(rows, reading: dict | None = None) -> tuple[list[str], dict]:
+    """The shipped text head's labels for ``rows`` (texthead/shipped.py's choice) and which head that was; from the
+    rows' own reading when read_text gave them one (the same head), else by running the head."""
     from omni_mer.texthead.shipped import text_head_dir
 
     folder = text_head_dir()
+    if reading:
+        from omni_mer.core.labels import LABELS
+        from omni_mer.llm.prompt import head_probabilities
+
+        probs = [head_probabilities(r.text_evidence) for r in rows]
+        return [LABELS[int(np.argmax([p[lab] for lab in LABELS]))] for p in probs], {"folder": folder.name,
+                                                                                      "digest": reading["digest"]}
+    from omni_mer.texthead.encoder import encoder_for
+    from omni_mer.texthead.evaluate import predict_labels
+    from omni_mer.texthead.fused import load_text_head
+
     head = load_text_head(folder)
     return predict_labels(head, rows, encoder_for(head, threads=2).encode), {"folder": folder.name,
                                                                               "digest": head.digest}
