@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from omni_mer.core.errors import ConfigError
@@ -64,6 +65,8 @@ def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
         parse(["--label-only-share", "0.5", *base])
     with pytest.raises(ConfigError, match="label_only_share=0.2 applies to stage sft only"):
         parse(["--stage", "grpo", "--label-only-share", "0.2", *base])
+    with pytest.raises(ConfigError, match=r"class_balance=1.5 is not valid; valid values: a number in \[0, 1\]"):
+        parse(["--class-balance", "1.5", *base])
     with pytest.raises(ConfigError, match="no such recipe"):
         parse(["--config", str(tmp_path / "missing.yaml")])
 
@@ -127,6 +130,41 @@ def test_balanced_rows_deal_the_shuffle_round_robin_over_the_classes():
     assert [labels[i] for i in out[6:]] == ["NEUT"] * 4  # the rest of the big class last
 
 
+def test_class_quotas_follow_the_frequency_power_and_the_rows_each_class_has():
+    from omni_mer.train.llm_data import class_quotas
+
+    counts = {"SNEG": 100, "WNEG": 400, "NEUT": 400, "WPOS": 64, "SPOS": 36}
+    assert class_quotas(counts, 100, 0.0) == {"SNEG": 10, "WNEG": 40, "NEUT": 40, "WPOS": 6, "SPOS": 4}
+    # square root: shares 10 : 20 : 20 : 8 : 6 of 64
+    assert class_quotas(counts, 64, 0.5) == {"SNEG": 10, "WNEG": 20, "NEUT": 20, "WPOS": 8, "SPOS": 6}
+    assert class_quotas(counts, 100, 1.0) == {c: 20 for c in counts}
+    # a class short of its share gives all it has and the others share the rest (MER2023 has 8 SPOS train rows)
+    few = {"SNEG": 50, "WNEG": 50, "NEUT": 50, "WPOS": 50, "SPOS": 8}
+    assert class_quotas(few, 200, 1.0) == {"SNEG": 48, "WNEG": 48, "NEUT": 48, "WPOS": 48, "SPOS": 8}
+    assert sum(class_quotas(counts, 7, 0.5).values()) == 7 and sum(class_quotas(counts, 2000, 0.5).values()) == 1000
+
+
+def test_uniform_class_balance_takes_the_rows_the_round_robin_deal_took_first():
+    """class_balance 1 picks the same rows as the earlier round-robin option (balanced_order's first N), so the
+    measured balanced run (docs/llm.md §4) is reproduced by --class-balance 1."""
+    from omni_mer.core.labels import LABELS
+    from omni_mer.train.llm_data import balanced_order, class_balanced_take
+
+    rng = np.random.default_rng(0)
+    labels = list(rng.choice(LABELS, size=500, p=[0.1, 0.3, 0.35, 0.23, 0.02]))
+    order = rng.permutation(500)
+    for n in (40, 200, 333):
+        assert sorted(class_balanced_take(labels, order, n, 1.0)) == sorted(balanced_order(labels, order)[:n])
+    half = class_balanced_take(labels, order, 200, 0.5)
+
+    def share(rows, c):
+        return sum(labels[i] == c for i in rows) / len(rows)
+
+    assert len(set(half)) == 200
+    assert all(share(half, c) > share(order, c) for c in ("SNEG", "SPOS"))  # the rare classes gain
+    assert share(half, "NEUT") < share(order, "NEUT")  # the largest one gives way
+
+
 @needs_text
 def test_rows_carry_the_text_heads_reading_into_prompts_targets_and_rewards():
     """read_text gives each row the pipeline's text evidence (the shipped head's probabilities and word cues): the
@@ -176,7 +214,7 @@ def test_tiny_qwen2_sft_then_grpo_with_trl(tmp_path):
               "--train-per-dataset", "2"]
     sft = tmp_path / "sft"
     m = train(*parse(["--config", str(ROOT / "recipes/llm/tiny/sft.yaml"), *common, "--output-dir", str(sft),
-                      "--balance-labels", "true", "--text-reading", "true"]))
+                      "--class-balance", "1", "--text-reading", "true"]))
     assert m["train_loss"] > 0 and _lora_b_norm(sft) > 0  # LoRA B starts at zero: the step moved it
     history = json.loads((sft / "log_history.json").read_text())
     assert any("loss" in h for h in history)

@@ -42,8 +42,9 @@ class LLMTrainArgs:
                                       metadata={"help": "datasets trained on (omni_mer.texthead.corpus.DATASETS)"})
     train_per_dataset: int = field(default=200, metadata={"help": "train rows per dataset (seeded shuffle, first N)"})
     row_seed: int = field(default=0, metadata={"help": "seed of the row selection"})
-    balance_labels: bool = field(default=False, metadata={
-        "help": "train rows dealt round-robin over the five classes (per dataset) instead of a plain shuffle"})
+    class_balance: float = field(default=0.0, metadata={
+        "help": "train rows drawn with class shares proportional to frequency^(1 - this), per dataset: 0 = a plain "
+                "shuffle, 0.5 = square root, 1 = uniform (omni_mer.train.llm_data.class_quotas); in [0, 1]"})
     label_only_share: float = field(default=0.0, metadata={
         "help": "SFT: share of the rows whose target is the label-only answer <think></think><answer>LABEL</answer> "
                 "(what label scoring reads; omni_mer.train.llm_data.sft_records); in [0, 0.5)"})
@@ -74,6 +75,9 @@ class LLMTrainArgs:
         from omni_mer.train.label_only import check_label_only_share
 
         check_label_only_share(self.label_only_share, self.stage)
+        if not 0.0 <= self.class_balance <= 1.0:
+            raise ConfigError(f"class_balance={self.class_balance} is not valid; valid values: a number in [0, 1] "
+                              "(0 = the datasets' own class mix, 1 = uniform)")
         if self.train_per_dataset < 1:
             raise ConfigError(f"train_per_dataset={self.train_per_dataset} must be >= 1")
 
@@ -135,7 +139,7 @@ def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
     if peft_config is None:
         raise ConfigError("use_peft must be true: only LoRA adapters are trained (the base weights stay frozen)")
     rows = load_rows(script.data_dir, "train", script.train_datasets, script.train_per_dataset, script.row_seed,
-                     script.balance_labels)
+                     script.class_balance)
     reading = None
     if script.text_reading:
         rows, reading = read_text(rows)

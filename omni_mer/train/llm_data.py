@@ -106,12 +106,57 @@ def balanced_order(labels: Sequence[str], order: Sequence[int]) -> list[int]:
     return sorted(key, key=key.__getitem__)
 
 
+def class_quotas(counts: dict[str, int], n: int, power: float) -> dict[str, int]:
+    """Rows per class among ``n``: class c's share is proportional to ``counts[c] ** (1 - power)`` (0 = the rows' own
+    mix, 0.5 = the square root of it, 1 = uniform), capped at the rows it has, the rest shared among the others;
+    whole rows by largest remainder, ties to the earlier label in LABELS order."""
+    from omni_mer.core.labels import LABELS
+
+    quota = {c: 0 for c in LABELS}
+    active = [c for c in LABELS if counts.get(c, 0) > 0]
+    left = min(n, sum(counts.get(c, 0) for c in active))
+    while active and left > 0:
+        weight = {c: counts[c] ** (1.0 - power) for c in active}
+        total = sum(weight.values())
+        ideal = {c: left * weight[c] / total for c in active}
+        full = [c for c in active if ideal[c] >= counts[c]]
+        if full:  # these classes give all they have; share what is left among the others
+            for c in full:
+                quota[c] = counts[c]
+                left -= counts[c]
+            active = [c for c in active if c not in full]
+            continue
+        for c in active:
+            quota[c] = int(ideal[c])
+        rest = left - sum(quota[c] for c in active)
+        for c in sorted(active, key=lambda c: -(ideal[c] - int(ideal[c])))[:rest]:  # stable: LABELS order on ties
+            quota[c] += 1
+        break
+    return quota
+
+
+def class_balanced_take(labels: Sequence[str], order: Sequence[int], n: int, power: float) -> list[int]:
+    """``n`` rows of ``order`` (a shuffle of row indices) with the class shares of ``class_quotas``: each class's
+    first rows in the shuffle, dealt round-robin over the classes (``balanced_order``)."""
+    from collections import Counter
+
+    quota = class_quotas(Counter(labels[i] for i in order), n, power)
+    taken: Counter = Counter()
+    picked = []
+    for i in order:
+        if taken[labels[i]] < quota[labels[i]]:
+            taken[labels[i]] += 1
+            picked.append(int(i))
+    return balanced_order(labels, picked)
+
+
 def load_rows(data: str | Path, split: str, datasets: Sequence[str], per_dataset: int | None,
-              seed: int = 0, balance_labels: bool = False) -> list[TranscriptRow]:
+              seed: int = 0, class_balance: float = 0.0) -> list[TranscriptRow]:
     """``per_dataset`` rows of each dataset's ``split`` (native transcripts), a seeded shuffle's first N, in
-    dataset order; None = all rows. ``balance_labels``: the first N of the shuffle dealt round-robin over the five
-    classes instead (training rows: the strong classes are rare, e.g. 110 SNEG and 47 SPOS of the 900 held-out
-    rows), never for the held-out subsets."""
+    dataset order; None = all rows. ``class_balance`` > 0 (training rows only, never the held-out subsets): the N
+    rows are drawn with class shares proportional to frequency ** (1 - class_balance) within each dataset
+    (``class_balanced_take``; 1 = uniform, as far as the rows allow): the strong classes are rare, e.g. 110 SNEG
+    and 47 SPOS of the 900 held-out rows."""
     from omni_mer.texthead.corpus import load_corpus, select
 
     corpus = load_corpus(data, datasets=list(datasets))
@@ -121,9 +166,11 @@ def load_rows(data: str | Path, split: str, datasets: Sequence[str], per_dataset
         if not rows:
             raise ValueError(f"{data}: no {split} rows for dataset {name!r}")
         order = np.random.default_rng(seed).permutation(len(rows))
-        if balance_labels:
-            order = balanced_order([e.label5 for e in rows], order)
-        take = order if per_dataset is None else order[:per_dataset]
+        if class_balance > 0:
+            take = class_balanced_take([e.label5 for e in rows], order,
+                                       len(rows) if per_dataset is None else per_dataset, class_balance)
+        else:
+            take = order if per_dataset is None else order[:per_dataset]
         out += [TranscriptRow(rows[i].id, name, rows[i].lang, " ".join(rows[i].text.split()), rows[i].label5)
                 for i in take]
     return out
