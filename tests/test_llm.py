@@ -159,6 +159,30 @@ def test_the_scorer_shows_the_reading_only_to_adapters_trained_with_it(tmp_path,
     assert not hidden.text_reading and "Text model's reading" not in tok.decode(hidden.prompt_ids(ev, ALL, "en"))
 
 
+def test_a_reading_adapter_given_unread_text_says_so_once(tmp_path, tiny_llm, caplog):
+    """Lexicon-fallback evidence (no trained head set up) has no reading to show: the scorer warns once instead of
+    silently showing the transcript alone to an adapter trained with the reading."""
+    import logging
+
+    import yaml
+
+    from omni_mer.llm.model import RECIPE_FILE, load_llm
+    from omni_mer.llm.prompt import text_reading_missing
+    from omni_mer.scorers.llm import LLMScorer
+
+    assert text_reading_missing(evidence(), ALL) and not text_reading_missing(evidence(reading=True), ALL)
+    assert not text_reading_missing(evidence(), frozenset({"audio", "visual"}))  # no transcript shown
+    (tmp_path / RECIPE_FILE).write_text(yaml.safe_dump({"script": {"text_reading": True}}))
+    model, tok = load_llm(tiny_llm, dtype="float32")
+    scorer = LLMScorer(model=model, tokenizer=tok, adapter=str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="omni_mer.scorers.llm"):
+        scorer.prompt_ids(evidence(reading=True), ALL, "en")
+        assert not caplog.records
+        for _ in range(3):
+            scorer.prompt_ids(evidence(), ALL, "en")
+    assert len(caplog.records) == 1 and "has none (the lexicon fallback" in caplog.records[0].getMessage()
+
+
 @pytest.mark.parametrize("keep", [ALL, frozenset({"text"}), frozenset({"text", "audio"}), frozenset({"visual"})])
 @pytest.mark.parametrize("face", [True, False])
 @pytest.mark.parametrize("language", ["en", "zh"])

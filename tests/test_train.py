@@ -244,6 +244,9 @@ def test_omni_label_only_share_trains_the_ids_label_scoring_reads(tiny_dir, tmp_
     assert len(data.label_only) == round(0.33 * len(data)) and data.label_only < set(range(len(data)))
     i = min(data.label_only)
     assert data[i].label_only and data[i].target.startswith(f"<think>{SCORE_THINK}</think><answer>")
+    from omni_mer.train.label_only import label_only_rows
+
+    assert build_data(script, str(tmp_path), seed=7).label_only == label_only_rows(len(data), 0.33, 7)  # the trainer's seed
     from omni_mer.train.cards import card_text
 
     card = card_text(script, *make_cfg(tiny_dir, tmp_path, "sft")[1:], {}, data.summary())

@@ -145,6 +145,12 @@ def text_reading_lines(evidence: Evidence | None, keep: frozenset[str], language
     return lines
 
 
+def text_reading_missing(evidence: Evidence | None, keep: frozenset[str]) -> bool:
+    """True when the prompt shows a transcript that the trained text head did not read (the lexicon fallback), so a
+    prompt meant to carry the reading carries none."""
+    return bool(_transcript_shown(evidence, keep)) and head_probabilities(evidence.text) is None
+
+
 def _transcript_shown(evidence: Evidence | None, keep: frozenset[str]) -> str:
     if evidence is None or "text" not in keep:
         return ""

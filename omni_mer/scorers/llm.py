@@ -29,7 +29,7 @@ from omni_mer.core.clip import Clip
 from omni_mer.evidence.types import Evidence
 from omni_mer.core.answer import SCORE_THINK, parse_answer
 from omni_mer.core.labels import LABELS
-from omni_mer.llm.prompt import llm_messages
+from omni_mer.llm.prompt import llm_messages, text_reading_missing
 from omni_mer.scorers.base import ALL_MODALITIES, Scorer, check_keep, label_tails, tail_logprobs
 from omni_mer.texthead.head import softmax
 
@@ -92,6 +92,7 @@ class LLMScorer(Scorer):
 
         # the prompt shows the text head's reading only to an adapter trained so (its recipe.yaml)
         self.text_reading = adapter_text_reading(self.adapter) if text_reading is None else bool(text_reading)
+        self._warned_no_reading = False
 
         # label scores per language through a calibration fitted on valid (llm/calibration.py): "auto" reads the
         # adapter's label_calibration.json when there is one
@@ -123,6 +124,11 @@ class LLMScorer(Scorer):
 
     def prompt_ids(self, evidence: Evidence | None, keep: frozenset[str], language: str | None = None) -> list[int]:
         """Token ids of the chat prompt (system + user + ``<|im_start|>assistant\\n``)."""
+        if self.text_reading and not self._warned_no_reading and text_reading_missing(evidence, keep):
+            self._warned_no_reading = True
+            log.warning("adapter %s was trained with the text head's reading in its prompts, but this clip's text "
+                        "evidence has none (the lexicon fallback read it: no trained text head is set up), so the "
+                        "prompt shows the transcript alone", self.adapter)
         msgs = llm_messages(evidence, keep, language, self.text_reading)
         return list(self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True,
                                                        return_dict=True)["input_ids"])

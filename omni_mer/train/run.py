@@ -53,8 +53,10 @@ def default_extract_fn(script: OmniTrainArgs) -> ExtractFn | None:
     return EvidenceExtractor().extract
 
 
-def build_data(script: OmniTrainArgs, output_dir: str, extract_fn: ExtractFn | None = None) -> TrainData:
-    """TrainData of the recipe's split and languages, evidence cached under cache_dir (default OUTPUT_DIR/cache)."""
+def build_data(script: OmniTrainArgs, output_dir: str, extract_fn: ExtractFn | None = None,
+               seed: int = 0) -> TrainData:
+    """TrainData of the recipe's split and languages, evidence cached under cache_dir (default OUTPUT_DIR/cache);
+    ``seed`` (the trainer's) draws the label-only SFT clips."""
     records = select_records(load_records(script.manifest), script.train_split, script.train_langs,
                              script.max_train_samples)
     if not records:
@@ -62,7 +64,7 @@ def build_data(script: OmniTrainArgs, output_dir: str, extract_fn: ExtractFn | N
                          f"langs={script.train_langs}")
     cache = Path(script.cache_dir) if script.cache_dir else Path(output_dir) / "cache"
     return TrainData(records, script.media, script.keep_set, cache, extract_fn,
-                     label_only=label_only_rows(len(records), script.label_only_share))
+                     label_only=label_only_rows(len(records), script.label_only_share, seed))
 
 
 def make_trainer(script: OmniTrainArgs, train_cfg, model_cfg, data: TrainData):
@@ -106,7 +108,7 @@ def train(script: OmniTrainArgs, train_cfg, model_cfg, extract_fn: ExtractFn | N
     env_threads()
     if extract_fn is None and use_default_extractor:
         extract_fn = default_extract_fn(script)
-    data = build_data(script, train_cfg.output_dir, extract_fn)
+    data = build_data(script, train_cfg.output_dir, extract_fn, train_cfg.seed)
     trainer = make_trainer(script, train_cfg, model_cfg, data)
     out = Path(train_cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
