@@ -176,11 +176,12 @@ def test_a_reading_adapter_given_unread_text_says_so_once(tmp_path, tiny_llm, ca
     model, tok = load_llm(tiny_llm, dtype="float32")
     scorer = LLMScorer(model=model, tokenizer=tok, adapter=str(tmp_path))
     with caplog.at_level(logging.WARNING, logger="omni_mer.scorers.llm"):
+        scorer.label_logprobs(evidence(reading=True), ALL, "en")  # builds the cached prompt head first
         scorer.prompt_ids(evidence(reading=True), ALL, "en")
         assert not caplog.records
         for _ in range(3):
             scorer.prompt_ids(evidence(), ALL, "en")
-    assert len(caplog.records) == 1 and "has none (the lexicon fallback" in caplog.records[0].getMessage()
+    assert len(caplog.records) == 1 and "has none (no trained text head read it" in caplog.records[0].getMessage()
 
 
 @pytest.mark.parametrize("keep", [ALL, frozenset({"text"}), frozenset({"text", "audio"}), frozenset({"visual"})])

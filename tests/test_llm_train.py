@@ -67,6 +67,12 @@ def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
         parse(["--stage", "grpo", "--label-only-share", "0.2", *base])
     with pytest.raises(ConfigError, match=r"class_balance=1.5 is not valid; valid values: a number in \[0, 1\]"):
         parse(["--class-balance", "1.5", *base])
+    with pytest.raises(ConfigError, match=r"balance_labels was renamed: use class_balance \(balance_labels true = "):
+        parse(["--balance-labels", "true", *base])
+    old = tmp_path / "old.yaml"
+    old.write_text("balance_labels: true\nmodel_name_or_path: x\n")
+    with pytest.raises(ConfigError, match="balance_labels was renamed: use class_balance"):
+        parse(["--config", str(old), "--output-dir", str(tmp_path)])
     with pytest.raises(ConfigError, match="no such recipe"):
         parse(["--config", str(tmp_path / "missing.yaml")])
 
@@ -142,6 +148,9 @@ def test_class_quotas_follow_the_frequency_power_and_the_rows_each_class_has():
     few = {"SNEG": 50, "WNEG": 50, "NEUT": 50, "WPOS": 50, "SPOS": 8}
     assert class_quotas(few, 200, 1.0) == {"SNEG": 48, "WNEG": 48, "NEUT": 48, "WPOS": 48, "SPOS": 8}
     assert sum(class_quotas(counts, 7, 0.5).values()) == 7 and sum(class_quotas(counts, 2000, 0.5).values()) == 1000
+    # remainders equal in exact arithmetic (1/3 each here) but not in floats: the spare row goes in LABELS order
+    assert class_quotas({"SNEG": 1, "WNEG": 1, "WPOS": 57, "SPOS": 7}, 22, 0.0) == \
+        {"SNEG": 1, "WNEG": 0, "NEUT": 0, "WPOS": 19, "SPOS": 2}
 
 
 def test_uniform_class_balance_takes_the_rows_the_round_robin_deal_took_first():
@@ -163,6 +172,21 @@ def test_uniform_class_balance_takes_the_rows_the_round_robin_deal_took_first():
     assert len(set(half)) == 200
     assert all(share(half, c) > share(order, c) for c in ("SNEG", "SPOS"))  # the rare classes gain
     assert share(half, "NEUT") < share(order, "NEUT")  # the largest one gives way
+
+
+@needs_text
+def test_class_balance_zero_keeps_the_plain_shuffle_and_above_zero_moves_the_mix():
+    from collections import Counter
+
+    from omni_mer.texthead.corpus import load_corpus, select
+    from omni_mer.train.llm_data import load_rows
+
+    plain = load_rows(TEXT_DATA, "train", ["sims2"], 60, seed=3)
+    native = [e for e in select(load_corpus(TEXT_DATA, datasets=["sims2"]), split="train", datasets=["sims2"],
+                                translated=False) if e.text.strip()]
+    assert [r.id for r in plain] == [native[i].id for i in np.random.default_rng(3).permutation(len(native))[:60]]
+    uniform = Counter(r.label for r in load_rows(TEXT_DATA, "train", ["sims2"], 60, seed=3, class_balance=1.0))
+    assert set(uniform.values()) == {12}
 
 
 @needs_text

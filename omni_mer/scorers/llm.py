@@ -41,7 +41,8 @@ def _probe_evidence(language: str) -> Evidence:
     head's reading, when shown, comes after the transcript: past that point)."""
     from omni_mer.evidence.types import Cue, ModalityEvidence
 
-    return Evidence(language=language, transcript="x y z", segments=[], text=ModalityEvidence("text", True),
+    read = ModalityEvidence("text", True, features={f"head_p_{lab}": 0.2 for lab in LABELS})  # as the head reads
+    return Evidence(language=language, transcript="x y z", segments=[], text=read,
                     audio=ModalityEvidence("audio", True, cues=[Cue("audio", 0.0, 1.0, "x", 0.0, 0.1, "pitch")]),
                     visual=ModalityEvidence("visual", True, cues=[Cue("visual", 0.0, 1.0, "x", 0.0, 0.1, "x")]))
 
@@ -126,9 +127,9 @@ class LLMScorer(Scorer):
         """Token ids of the chat prompt (system + user + ``<|im_start|>assistant\\n``)."""
         if self.text_reading and not self._warned_no_reading and text_reading_missing(evidence, keep):
             self._warned_no_reading = True
-            log.warning("adapter %s was trained with the text head's reading in its prompts, but this clip's text "
-                        "evidence has none (the lexicon fallback read it: no trained text head is set up), so the "
-                        "prompt shows the transcript alone", self.adapter)
+            log.warning("adapter %s was trained with the text head's reading in its prompts, but a clip's text "
+                        "evidence has none (no trained text head read it: the lexicon fallback, or no text "
+                        "evidence), so its prompt shows the transcript alone", self.adapter)
         msgs = llm_messages(evidence, keep, language, self.text_reading)
         return list(self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True,
                                                        return_dict=True)["input_ids"])

@@ -44,7 +44,8 @@ class LLMTrainArgs:
     row_seed: int = field(default=0, metadata={"help": "seed of the row selection"})
     class_balance: float = field(default=0.0, metadata={
         "help": "train rows drawn with class shares proportional to frequency^(1 - this), per dataset: 0 = a plain "
-                "shuffle, 0.5 = square root, 1 = uniform (omni_mer.train.llm_data.class_quotas); in [0, 1]"})
+                "shuffle, 0.5 = square root, 1 = uniform (omni_mer.train.llm_data.class_quotas); in [0, 1]. Above 0 "
+                "the rows are dealt round-robin over the classes (the trainer shuffles them anyway)"})
     label_only_share: float = field(default=0.0, metadata={
         "help": "SFT: share of the rows whose target is the label-only answer <think></think><answer>LABEL</answer> "
                 "(what label scoring reads; omni_mer.train.llm_data.sft_records); in [0, 0.5)"})

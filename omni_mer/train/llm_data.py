@@ -110,7 +110,7 @@ def class_quotas(counts: dict[str, int], n: int, power: float) -> dict[str, int]
     """Rows per class among ``n``: class c's share is proportional to ``counts[c] ** (1 - power)`` (0 = the rows' own
     mix, 0.5 = the square root of it, 1 = uniform), capped at the rows it has, the rest shared among the others;
     whole rows by largest remainder, ties to the earlier label in LABELS order."""
-    from omni_mer.core.labels import LABELS
+    from omni_mer.core.labels import LABEL_INDEX, LABELS
 
     quota = {c: 0 for c in LABELS}
     active = [c for c in LABELS if counts.get(c, 0) > 0]
@@ -129,7 +129,8 @@ def class_quotas(counts: dict[str, int], n: int, power: float) -> dict[str, int]
         for c in active:
             quota[c] = int(ideal[c])
         rest = left - sum(quota[c] for c in active)
-        for c in sorted(active, key=lambda c: -(ideal[c] - int(ideal[c])))[:rest]:  # stable: LABELS order on ties
+        # largest remainder first; remainders equal up to float noise tie, and go in LABELS order
+        for c in sorted(active, key=lambda c: (-round(ideal[c] - int(ideal[c]), 9), LABEL_INDEX[c]))[:rest]:
             quota[c] += 1
         break
     return quota

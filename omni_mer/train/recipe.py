@@ -74,6 +74,10 @@ def build_parser(project_args: type, stage: str, prog: str, description: str, ep
     return parser
 
 
+# keys renamed since a recipe or a documented command used them: the error names the key to use instead
+RENAMED_KEYS = {"balance_labels": "class_balance (balance_labels true = class_balance 1; false = 0)"}
+
+
 def parse_recipe(argv: Sequence[str] | None, project_args: type, prog: str, description: str, epilog: str,
                  default_stage: str = "sft"):
     """``(project args, SFTConfig | GRPOConfig, ModelConfig)`` from ``--config RECIPE.yaml`` plus flags."""
@@ -88,7 +92,10 @@ def parse_recipe(argv: Sequence[str] | None, project_args: type, prog: str, desc
         raise
     except (ValueError, TypeError, yaml.YAMLError) as exc:  # a bad key or value in the recipe, or TRL's own checks
         where = f"--config {str(recipe_path(args))!r}: " if "--config" in args else ""
-        raise ConfigError(f"{where}{' '.join(str(exc).split())}") from exc
+        msg = " ".join(str(exc).split())
+        hints = [f"{old} was renamed: use {new}" for old, new in RENAMED_KEYS.items()
+                 if old in msg or old.replace("_", "-") in msg]
+        raise ConfigError(f"{where}{msg}{''.join('; ' + h for h in hints)}") from exc
     check_lora(model_cfg)
     return script, train_cfg, model_cfg
 
