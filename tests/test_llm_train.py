@@ -68,9 +68,9 @@ def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
     with pytest.raises(ConfigError, match=r"class_balance=1.5 is not valid; valid values: a number in \[0, 1\]"):
         parse(["--class-balance", "1.5", *base])
     with pytest.raises(ConfigError, match=r"balance_labels was renamed: use class_balance \(balance_labels true = "):
-        parse(["--balance-labels", "true", *base])
+        parse(["--balance-labels", "true", "--use-cpu", "true", "--bf16", "false", *base])
     old = tmp_path / "old.yaml"
-    old.write_text("balance_labels: true\nmodel_name_or_path: x\n")
+    old.write_text("balance_labels: true\nmodel_name_or_path: x\nuse_cpu: true\nbf16: false\n")
     with pytest.raises(ConfigError, match="balance_labels was renamed: use class_balance"):
         parse(["--config", str(old), "--output-dir", str(tmp_path)])
     with pytest.raises(ConfigError, match="no such recipe"):
