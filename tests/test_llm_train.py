@@ -67,12 +67,15 @@ def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
         parse(["--stage", "grpo", "--label-only-share", "0.2", *base])
     with pytest.raises(ConfigError, match=r"class_balance=1.5 is not valid; valid values: a number in \[0, 1\]"):
         parse(["--class-balance", "1.5", *base])
-    with pytest.raises(ConfigError, match=r"balance_labels was renamed: use class_balance \(balance_labels true = "):
-        parse(["--balance-labels", "true", "--use-cpu", "true", "--bf16", "false", *base])
-    old = tmp_path / "old.yaml"
-    old.write_text("balance_labels: true\nmodel_name_or_path: x\nuse_cpu: true\nbf16: false\n")
-    with pytest.raises(ConfigError, match="balance_labels was renamed: use class_balance"):
-        parse(["--config", str(old), "--output-dir", str(tmp_path)])
+    with pytest.raises(ConfigError, match=r"^--balance-labels was renamed: use --class-balance \(true is 1, false is"):
+        parse(["--balance-labels", "true", *base])  # before TRL's own checks (no --use-cpu here)
+    for text, match in (("balance_labels: true", "the key balance_labels was renamed: use class_balance"),
+                        ("class_balance: true", r"class_balance=True is not valid; valid values: a number in \[0"),
+                        ("class_balance:", r"class_balance=None is not valid; valid values: a number in \[0")):
+        recipe = tmp_path / "recipe.yaml"
+        recipe.write_text(f"{text}\nmodel_name_or_path: x\nuse_cpu: true\nbf16: false\n")
+        with pytest.raises(ConfigError, match=match):
+            parse(["--config", str(recipe), "--output-dir", str(tmp_path)])
     with pytest.raises(ConfigError, match="no such recipe"):
         parse(["--config", str(tmp_path / "missing.yaml")])
 

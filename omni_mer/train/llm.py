@@ -44,8 +44,8 @@ class LLMTrainArgs:
     row_seed: int = field(default=0, metadata={"help": "seed of the row selection"})
     class_balance: float = field(default=0.0, metadata={
         "help": "train rows drawn with class shares proportional to frequency^(1 - this), per dataset: 0 = a plain "
-                "shuffle, 0.5 = square root, 1 = uniform (omni_mer.train.llm_data.class_quotas); in [0, 1]. Above 0 "
-                "the rows are dealt round-robin over the classes (the trainer shuffles them anyway)"})
+                "shuffle, 0.5 = square root, 1 = uniform; in [0, 1]. 0.5 and 1 did worse than 0 on the 0.5B "
+                "(docs/llm.md §4)"})
     label_only_share: float = field(default=0.0, metadata={
         "help": "SFT: share of the rows whose target is the label-only answer <think></think><answer>LABEL</answer> "
                 "(what label scoring reads; omni_mer.train.llm_data.sft_records); in [0, 0.5)"})
@@ -76,9 +76,11 @@ class LLMTrainArgs:
         from omni_mer.train.label_only import check_label_only_share
 
         check_label_only_share(self.label_only_share, self.stage)
-        if not 0.0 <= self.class_balance <= 1.0:
-            raise ConfigError(f"class_balance={self.class_balance} is not valid; valid values: a number in [0, 1] "
+        cb = self.class_balance
+        if isinstance(cb, bool) or not isinstance(cb, (int, float)) or not 0.0 <= cb <= 1.0:
+            raise ConfigError(f"class_balance={cb!r} is not valid; valid values: a number in [0, 1] "
                               "(0 = the datasets' own class mix, 1 = uniform)")
+        self.class_balance = float(cb)
         if self.train_per_dataset < 1:
             raise ConfigError(f"train_per_dataset={self.train_per_dataset} must be >= 1")
 

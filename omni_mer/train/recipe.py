@@ -18,6 +18,8 @@ from typing import Sequence
 from omni_mer.core.errors import ConfigError
 
 STAGES = ("sft", "grpo")
+# keys renamed since a recipe or a documented command used them: the error names the key to use instead
+RENAMED_KEYS = {"balance_labels": ("class_balance", "true is 1, false is 0")}  # old: (new, how the values map)
 
 
 def _normalise(args: list[str]) -> list[str]:
@@ -38,10 +40,20 @@ def recipe_path(args: Sequence[str]) -> Path | None:
     return path
 
 
-def peek_stage(args: Sequence[str], default: str) -> str:
-    """The stage before parsing (it picks the TRL config class): ``--stage`` or the recipe's ``stage`` key."""
+def _read_recipe(path: Path) -> dict:
     import yaml
 
+    try:
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config {str(path)!r}: {' '.join(str(exc).split())}") from exc
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"--config {str(path)!r}: a recipe is a mapping of keys to values")
+    return recipe
+
+
+def peek_stage(args: Sequence[str], default: str) -> str:
+    """The stage before parsing (it picks the TRL config class): ``--stage`` or the recipe's ``stage`` key."""
     for i, a in enumerate(args):
         if a == "--stage" and i + 1 < len(args):
             return args[i + 1]
@@ -49,14 +61,20 @@ def peek_stage(args: Sequence[str], default: str) -> str:
             return a.split("=", 1)[1]
     path = recipe_path(args)
     if path is not None:
-        try:
-            recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--config {str(path)!r}: {' '.join(str(exc).split())}") from exc
-        if not isinstance(recipe, dict):
-            raise ConfigError(f"--config {str(path)!r}: a recipe is a mapping of keys to values")
-        return str(recipe.get("stage", default))
+        return str(_read_recipe(path).get("stage", default))
     return default
+
+
+def check_renamed(args: Sequence[str]) -> None:
+    """ConfigError naming the new key when a flag or the recipe uses a key in RENAMED_KEYS (checked before TRL
+    parses, whose own checks would otherwise speak first)."""
+    for old, (new, how) in RENAMED_KEYS.items():
+        flags = {f"--{old}", f"--{old.replace('_', '-')}"}
+        if any(a.split("=", 1)[0] in flags for a in args):
+            raise ConfigError(f"--{old.replace('_', '-')} was renamed: use --{new.replace('_', '-')} ({how})")
+        path = recipe_path(args)
+        if path is not None and old in _read_recipe(path):
+            raise ConfigError(f"--config {str(path)!r}: the key {old} was renamed: use {new} ({how})")
 
 
 def build_parser(project_args: type, stage: str, prog: str, description: str, epilog: str):
@@ -74,16 +92,13 @@ def build_parser(project_args: type, stage: str, prog: str, description: str, ep
     return parser
 
 
-# keys renamed since a recipe or a documented command used them: the error names the key to use instead
-RENAMED_KEYS = {"balance_labels": "class_balance (balance_labels true = class_balance 1; false = 0)"}
-
-
 def parse_recipe(argv: Sequence[str] | None, project_args: type, prog: str, description: str, epilog: str,
                  default_stage: str = "sft"):
     """``(project args, SFTConfig | GRPOConfig, ModelConfig)`` from ``--config RECIPE.yaml`` plus flags."""
     import yaml
 
     args = _normalise(list(sys.argv[1:] if argv is None else argv))
+    check_renamed(args)
     stage = peek_stage(args, default_stage)
     parser = build_parser(project_args, stage, prog, description, epilog)
     try:
@@ -92,10 +107,7 @@ def parse_recipe(argv: Sequence[str] | None, project_args: type, prog: str, desc
         raise
     except (ValueError, TypeError, yaml.YAMLError) as exc:  # a bad key or value in the recipe, or TRL's own checks
         where = f"--config {str(recipe_path(args))!r}: " if "--config" in args else ""
-        msg = " ".join(str(exc).split())
-        hints = [f"{old} was renamed: use {new}" for old, new in RENAMED_KEYS.items()
-                 if old in msg or old.replace("_", "-") in msg]
-        raise ConfigError(f"{where}{msg}{''.join('; ' + h for h in hints)}") from exc
+        raise ConfigError(f"{where}{' '.join(str(exc).split())}") from exc
     check_lora(model_cfg)
     return script, train_cfg, model_cfg
 
