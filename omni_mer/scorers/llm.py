@@ -41,8 +41,7 @@ def _probe_evidence(language: str) -> Evidence:
     head's reading, when shown, comes after the transcript: past that point)."""
     from omni_mer.evidence.types import Cue, ModalityEvidence
 
-    read = ModalityEvidence("text", True, features={f"head_p_{lab}": 0.2 for lab in LABELS})  # as the head reads
-    return Evidence(language=language, transcript="x y z", segments=[], text=read,
+    return Evidence(language=language, transcript="x y z", segments=[], text=ModalityEvidence("text", True),
                     audio=ModalityEvidence("audio", True, cues=[Cue("audio", 0.0, 1.0, "x", 0.0, 0.1, "pitch")]),
                     visual=ModalityEvidence("visual", True, cues=[Cue("visual", 0.0, 1.0, "x", 0.0, 0.1, "x")]))
 
@@ -130,6 +129,9 @@ class LLMScorer(Scorer):
             log.warning("adapter %s was trained with the text head's reading in its prompts, but a clip's text "
                         "evidence has none (no trained text head read it: the lexicon fallback, or no text "
                         "evidence), so its prompt shows the transcript alone", self.adapter)
+        return self._ids(evidence, keep, language)
+
+    def _ids(self, evidence: Evidence | None, keep: frozenset[str], language: str | None) -> list[int]:
         msgs = llm_messages(evidence, keep, language, self.text_reading)
         return list(self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True,
                                                        return_dict=True)["input_ids"])
@@ -145,8 +147,8 @@ class LLMScorer(Scorer):
 
         lang = prompt_language(language)
         if lang not in self._prefix:
-            a = self.prompt_ids(None, frozenset(), lang)
-            b = self.prompt_ids(_probe_evidence(lang), ALL_MODALITIES, lang)
+            a = self._ids(None, frozenset(), lang)  # probes, not clips: no reading check
+            b = self._ids(_probe_evidence(lang), ALL_MODALITIES, lang)
             n = 0
             while n < min(len(a), len(b)) and a[n] == b[n]:
                 n += 1

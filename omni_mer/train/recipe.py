@@ -68,12 +68,13 @@ def peek_stage(args: Sequence[str], default: str) -> str:
 def check_renamed(args: Sequence[str]) -> None:
     """ConfigError naming the new key when a flag or the recipe uses a key in RENAMED_KEYS (checked before TRL
     parses, whose own checks would otherwise speak first)."""
+    path = recipe_path(args)
+    recipe = _read_recipe(path) if path is not None else {}
     for old, (new, how) in RENAMED_KEYS.items():
         flags = {f"--{old}", f"--{old.replace('_', '-')}"}
         if any(a.split("=", 1)[0] in flags for a in args):
             raise ConfigError(f"--{old.replace('_', '-')} was renamed: use --{new.replace('_', '-')} ({how})")
-        path = recipe_path(args)
-        if path is not None and old in _read_recipe(path):
+        if old in recipe:
             raise ConfigError(f"--config {str(path)!r}: the key {old} was renamed: use {new} ({how})")
 
 
