@@ -184,6 +184,43 @@ def test_a_reading_adapter_given_unread_text_says_so_once(tmp_path, tiny_llm, ca
     assert len(caplog.records) == 1 and "has none (no trained text head read it" in caplog.records[0].getMessage()
 
 
+def test_an_adapter_given_another_text_heads_reading_is_told_which_head_it_read(tmp_path, tiny_llm, caplog,
+                                                                                  monkeypatch):
+    """An adapter records the digest of the head whose reading it was trained on; the scorer warns when the pipeline's
+    head is another one (naming the --text-head choice that fits), and a GRPO stage on top refuses it."""
+    import logging
+
+    import yaml
+
+    from omni_mer.core.errors import ConfigError
+    from omni_mer.llm.model import RECIPE_FILE, adapter_text_head, load_llm, text_head_mismatch
+    from omni_mer.scorers.llm import LLMScorer
+    from omni_mer.texthead.head import head_digest
+    from omni_mer.texthead.shipped import E5_HEAD_DIR, TEXT_HEAD_ENV
+    from omni_mer.train.llm import LLMTrainArgs, check_init_adapter
+
+    monkeypatch.setenv(TEXT_HEAD_ENV, "e5")
+    e5 = head_digest(E5_HEAD_DIR)
+    for name, digest in (("e5", e5), ("other", "0123456789ab")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / RECIPE_FILE).write_text(yaml.safe_dump({"script": {"text_reading": True},
+                                                                   "text_head": {"head": "TextHead", "digest": digest}}))
+    assert adapter_text_head(tmp_path / "e5") == e5 and adapter_text_head(tmp_path) is None
+    assert text_head_mismatch(tmp_path / "e5") is None and text_head_mismatch(None) is None
+    assert "pass --text-head e5 (or set OMNI_MER_TEXT_HEAD=e5)" in text_head_mismatch(tmp_path / "e5", "fffff")
+    why = text_head_mismatch(tmp_path / "other")
+    assert f"text head 0123456789ab, but the text head in use is {e5}" in why and "retrain the adapter" in why
+    model, tok = load_llm(tiny_llm, dtype="float32")
+    with caplog.at_level(logging.WARNING, logger="omni_mer.scorers.llm"):
+        LLMScorer(model=model, tokenizer=tok, adapter=str(tmp_path / "e5"))
+        assert not caplog.records
+        LLMScorer(model=model, tokenizer=tok, adapter=str(tmp_path / "other"))
+    assert [r.getMessage() for r in caplog.records] == [why]
+    check_init_adapter(LLMTrainArgs(stage="grpo", init_adapter=str(tmp_path / "e5"), text_reading=True))
+    with pytest.raises(ConfigError, match="retrain the adapter on this one \\(both stages must read one head\\)"):
+        check_init_adapter(LLMTrainArgs(stage="grpo", init_adapter=str(tmp_path / "other"), text_reading=True))
+
+
 @pytest.mark.parametrize("keep", [ALL, frozenset({"text"}), frozenset({"text", "audio"}), frozenset({"visual"})])
 @pytest.mark.parametrize("face", [True, False])
 @pytest.mark.parametrize("language", ["en", "zh"])

@@ -71,7 +71,16 @@ def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
         parse(["--balance-labels", "true", *base])  # before TRL's own checks (no --use-cpu here)
     for text, match in (("balance_labels: true", "the key balance_labels was renamed: use class_balance"),
                         ("class_balance: true", r"class_balance=True is not valid; valid values: a number in \[0"),
-                        ("class_balance:", r"class_balance=None is not valid; valid values: a number in \[0")):
+                        ("class_balance:", r"class_balance=None is not valid; valid values: a number in \[0"),
+                        # a string of the wrong type or outside the choices: one line naming the recipe key (argparse
+                        # would print its whole usage and name the flag)
+                        ("class_balance: abc", r"^--config '.*': class_balance='abc' is not valid; valid values: a "
+                                               r"number$"),
+                        ("lora_r: eight", "lora_r='eight' is not valid; valid values: an integer$"),
+                        ("gradient_checkpointing: maybe", "gradient_checkpointing='maybe' is not valid; valid values: "
+                                                          "true or false$"),
+                        ("lr_scheduler_type: cosin", "lr_scheduler_type='cosin' is not valid; valid values: linear, "
+                                                     "cosine, ")):
         recipe = tmp_path / "recipe.yaml"
         recipe.write_text(f"{text}\nmodel_name_or_path: x\nuse_cpu: true\nbf16: false\n")
         with pytest.raises(ConfigError, match=match):

@@ -282,6 +282,26 @@ def _independent_logps(trainer, batch, completion_ids, completion_mask):
     return torch.log_softmax(logits.float(), -1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
 
 
+def test_train_draws_the_label_only_clips_with_the_trainers_seed(tiny_dir, tmp_path, monkeypatch):
+    """`omni-mer train` hands the recipe's seed to build_data (a spy stops it there, before any model loads)."""
+    from omni_mer.train import run
+
+    class Stop(Exception):
+        pass
+
+    seeds = []
+
+    def spy(script, output_dir, extract_fn=None, seed=0):
+        seeds.append(seed)
+        raise Stop
+
+    monkeypatch.setattr(run, "build_data", spy)
+    for seed in ("7", "0"):
+        with pytest.raises(Stop):
+            run.train(*make_cfg(tiny_dir, tmp_path, "sft", "--seed", seed), use_default_extractor=False)
+    assert seeds == [7, 0]
+
+
 def test_video_and_audio_reach_the_grpo_loss_and_reference(tiny_dir, tmp_path):
     """Fails if OmniGRPOTrainer (TRL's GRPOTrainer) stops passing pixel_values_videos or input_features (or their
     companions, use_audio_in_video) into the policy forward of the loss or into the reference forward."""

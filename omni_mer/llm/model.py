@@ -40,13 +40,47 @@ def adapter_text_reading(adapter: str | Path | None) -> bool:
     """Whether prompts show the text head's reading (omni_mer.llm.prompt) to this adapter: only if it was trained so
     (its recipe's ``script.text_reading``; a recipe older than that key was trained without it). False with no
     adapter (zero-shot, the 0.5B read worse with it: docs/llm.md §4) or an adapter without a recipe."""
+    script = _adapter_recipe(adapter).get("script") or {}
+    return bool(script.get("text_reading", False))
+
+
+def _adapter_recipe(adapter: str | Path | None) -> dict:
+    """The recipe.yaml train-llm wrote next to ``adapter`` ({} with no adapter or no recipe)."""
     recipe = Path(adapter) / RECIPE_FILE if adapter else None
     if recipe is None or not recipe.is_file():
-        return False
+        return {}
     import yaml
 
-    script = (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("script") or {}
-    return bool(script.get("text_reading", False))
+    return yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+
+
+def adapter_text_head(adapter: str | Path | None) -> str | None:
+    """The digest of the text head whose reading ``adapter`` was trained on (its recipe's ``text_head.digest``;
+    omni_mer.train.llm records it), or None when it was trained without a reading."""
+    head = _adapter_recipe(adapter).get("text_head") or {}
+    return head.get("digest") if isinstance(head, dict) else None
+
+
+def text_head_mismatch(adapter: str | Path | None, digest: str | None = None) -> str | None:
+    """Why the text head in use (``digest``; default: the one texthead/shipped.py picks, as the evidence reads it)
+    is not the head whose reading ``adapter`` was trained on, naming the ``--text-head`` choice that is; None when
+    they agree or the adapter was trained without a reading. Another head's reading is out of the adapter's
+    training distribution (its probabilities and words differ), so its prompts are not the ones it learned."""
+    trained = adapter_text_head(adapter)
+    if trained is None:
+        return None
+    from omni_mer.texthead.head import head_digest
+    from omni_mer.texthead.shipped import E5_HEAD_DIR, FUSED_HEAD_DIR, text_head_dir
+
+    digest = digest or head_digest(text_head_dir())
+    if digest == trained:
+        return None
+    choice = next((name for name, folder in (("e5", E5_HEAD_DIR), ("fused", FUSED_HEAD_DIR))
+                   if head_digest(folder) == trained), None)
+    fix = (f"pass --text-head {choice} (or set OMNI_MER_TEXT_HEAD={choice})" if choice else
+           "give --text-head the folder of that head, or retrain the adapter on this one")
+    return (f"adapter {adapter} was trained on the reading of text head {trained}, but the text head in use is "
+            f"{digest}: its prompts show a reading it was not trained on; {fix}")
 
 
 def resolve_model_dir(model: str | Path | None) -> Path:

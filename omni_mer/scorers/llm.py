@@ -93,6 +93,12 @@ class LLMScorer(Scorer):
         # the prompt shows the text head's reading only to an adapter trained so (its recipe.yaml)
         self.text_reading = adapter_text_reading(self.adapter) if text_reading is None else bool(text_reading)
         self._warned_no_reading = False
+        if self.text_reading:
+            from omni_mer.llm.model import text_head_mismatch
+
+            why = text_head_mismatch(self.adapter)
+            if why:
+                log.warning("%s", why)
 
         # label scores per language through a calibration fitted on valid (llm/calibration.py): "auto" reads the
         # adapter's label_calibration.json when there is one

@@ -98,10 +98,10 @@ def parse(argv: Sequence[str] | None = None, prog: str = "omni-mer train-llm"):
 
 def check_init_adapter(script: LLMTrainArgs) -> None:
     """ConfigError unless ``init_adapter`` (when set) is a train-llm output trained on the same prompt as this run
-    (``text_reading``). Checked when training starts: a recipe names the folder an earlier stage will write."""
+    (``text_reading``, and with it the same text head's reading). Checked when training starts: a recipe names the folder an earlier stage will write."""
     if not script.init_adapter:
         return
-    from omni_mer.llm.model import text_reading_mismatch
+    from omni_mer.llm.model import text_head_mismatch, text_reading_mismatch
 
     if not (Path(script.init_adapter) / RECIPE_FILE).is_file():
         raise ConfigError(f"init_adapter={script.init_adapter!r}: no {RECIPE_FILE} there (a train-llm output folder "
@@ -109,6 +109,9 @@ def check_init_adapter(script: LLMTrainArgs) -> None:
     why = text_reading_mismatch(script.init_adapter, script.text_reading)
     if why:
         raise ConfigError(f"{why} (both stages must see one prompt)")
+    why = text_head_mismatch(script.init_adapter) if script.text_reading else None
+    if why:
+        raise ConfigError(f"{why} (both stages must read one head)")
 
 
 def _load_policy(model_cfg, script: LLMTrainArgs):

@@ -52,30 +52,55 @@ def _read_recipe(path: Path) -> dict:
     return recipe
 
 
-def peek_stage(args: Sequence[str], default: str) -> str:
-    """The stage before parsing (it picks the TRL config class): ``--stage`` or the recipe's ``stage`` key."""
+def peek_stage(args: Sequence[str], recipe: dict, default: str) -> str:
+    """The stage before parsing (it picks the TRL config class): ``--stage`` or the ``recipe``'s ``stage`` key."""
     for i, a in enumerate(args):
         if a == "--stage" and i + 1 < len(args):
             return args[i + 1]
         if a.startswith("--stage="):
             return a.split("=", 1)[1]
-    path = recipe_path(args)
-    if path is not None:
-        return str(_read_recipe(path).get("stage", default))
-    return default
+    return str(recipe.get("stage", default))
 
 
-def check_renamed(args: Sequence[str]) -> None:
-    """ConfigError naming the new key when a flag or the recipe uses a key in RENAMED_KEYS (checked before TRL
-    parses, whose own checks would otherwise speak first)."""
-    path = recipe_path(args)
-    recipe = _read_recipe(path) if path is not None else {}
+def check_renamed(args: Sequence[str], recipe: dict, path: Path | None) -> None:
+    """ConfigError naming the new key when a flag or the recipe (``recipe`` read from ``path``) uses a key in
+    RENAMED_KEYS (checked before TRL parses, whose own checks would otherwise speak first)."""
     for old, (new, how) in RENAMED_KEYS.items():
         flags = {f"--{old}", f"--{old.replace('_', '-')}"}
         if any(a.split("=", 1)[0] in flags for a in args):
             raise ConfigError(f"--{old.replace('_', '-')} was renamed: use --{new.replace('_', '-')} ({how})")
         if old in recipe:
             raise ConfigError(f"--config {str(path)!r}: the key {old} was renamed: use {new} ({how})")
+
+
+def check_recipe_values(parser, recipe: dict, path: Path) -> None:
+    """ConfigError naming the recipe key when one of its string values does not convert to the key's type or is not
+    one of its choices. argparse would convert such a value only at the end of parsing, and on failure print its
+    whole usage naming the flag (``--class-balance/--class_balance``) instead of the key in the recipe."""
+    # the typed action of each key (a bool key also has a typeless --no-KEY action with the same dest)
+    actions = {action.dest: action for action in parser._actions if action.type not in (None, str)}
+    for key, value in recipe.items():
+        action = actions.get(key)
+        if action is None:
+            continue
+        items = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
+        for item in (v for v in items if isinstance(v, str)):
+            try:
+                converted = action.type(item)
+                ok = not action.choices or converted in action.choices
+            except (ValueError, TypeError, argparse.ArgumentTypeError):
+                ok = False
+            if not ok:
+                raise ConfigError(f"--config {str(path)!r}: {key}={value!r} is not valid; valid values: "
+                                  f"{_valid_values(action)}")
+
+
+def _valid_values(action) -> str:
+    """What ``action`` accepts, in words (its choices, or its type)."""
+    if action.choices:
+        return ", ".join(map(str, action.choices))
+    words = {float: "a number", int: "an integer", "string_to_bool": "true or false"}
+    return words.get(action.type) or words.get(getattr(action.type, "__name__", ""), f"a {action.type.__name__}")
 
 
 def build_parser(project_args: type, stage: str, prog: str, description: str, epilog: str):
@@ -99,15 +124,18 @@ def parse_recipe(argv: Sequence[str] | None, project_args: type, prog: str, desc
     import yaml
 
     args = _normalise(list(sys.argv[1:] if argv is None else argv))
-    check_renamed(args)
-    stage = peek_stage(args, default_stage)
+    path = recipe_path(args)
+    recipe = _read_recipe(path) if path is not None else {}
+    check_renamed(args, recipe, path)
+    stage = peek_stage(args, recipe, default_stage)
     parser = build_parser(project_args, stage, prog, description, epilog)
+    check_recipe_values(parser, recipe, path)
     try:
         script, train_cfg, model_cfg = parser.parse_args_and_config(args)
     except ConfigError:
         raise
     except (ValueError, TypeError, yaml.YAMLError) as exc:  # a bad key or value in the recipe, or TRL's own checks
-        where = f"--config {str(recipe_path(args))!r}: " if "--config" in args else ""
+        where = f"--config {str(path)!r}: " if path is not None else ""
         raise ConfigError(f"{where}{' '.join(str(exc).split())}") from exc
     check_lora(model_cfg)
     return script, train_cfg, model_cfg
