@@ -185,7 +185,7 @@ def test_a_reading_adapter_given_unread_text_says_so_once(tmp_path, tiny_llm, ca
 
 
 def test_an_adapter_given_another_text_heads_reading_is_told_which_head_it_read(tmp_path, tiny_llm, caplog,
-                                                                                  monkeypatch):
+                                                                                monkeypatch):
     """An adapter records the digest of the head whose reading it was trained on; the scorer warns when the pipeline's
     head is another one (naming the --text-head choice that fits), and a GRPO stage on top refuses it."""
     import logging
@@ -207,7 +207,8 @@ def test_an_adapter_given_another_text_heads_reading_is_told_which_head_it_read(
                                                                    "text_head": {"head": "TextHead", "digest": digest}}))
     assert adapter_text_head(tmp_path / "e5") == e5 and adapter_text_head(tmp_path) is None
     assert text_head_mismatch(tmp_path / "e5") is None and text_head_mismatch(None) is None
-    assert "pass --text-head e5 (or set OMNI_MER_TEXT_HEAD=e5)" in text_head_mismatch(tmp_path / "e5", "fffff")
+    assert "set OMNI_MER_TEXT_HEAD=e5 (`omni-mer predict` / test_script.py: --text-head e5)" in text_head_mismatch(
+        tmp_path / "e5", "fffff")
     why = text_head_mismatch(tmp_path / "other")
     assert f"text head 0123456789ab, but the text head in use is {e5}" in why and "retrain the adapter" in why
     model, tok = load_llm(tiny_llm, dtype="float32")

@@ -80,11 +80,17 @@ def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
                         ("gradient_checkpointing: maybe", "gradient_checkpointing='maybe' is not valid; valid values: "
                                                           "true or false$"),
                         ("lr_scheduler_type: cosin", "lr_scheduler_type='cosin' is not valid; valid values: linear, "
-                                                     "cosine, ")):
+                                                     "cosine, "),
+                        ("dtype: bf16", "dtype='bf16' is not valid; valid values: auto, bfloat16, float16, float32$"),
+                        ("stage: grpo\nreward_weights: [1, x]", r"reward_weights: 'x' in \[1, 'x'\] is not valid; valid values: "
+                                                   "a number$")):
         recipe = tmp_path / "recipe.yaml"
         recipe.write_text(f"{text}\nmodel_name_or_path: x\nuse_cpu: true\nbf16: false\n")
         with pytest.raises(ConfigError, match=match):
             parse(["--config", str(recipe), "--output-dir", str(tmp_path)])
+    # a flag that overrides a bad recipe value wins, as for any recipe key (argparse never reads the recipe's value)
+    recipe.write_text("lora_r: eight\nmodel_name_or_path: x\nuse_cpu: true\nbf16: false\n")
+    assert parse(["--config", str(recipe), "--output-dir", str(tmp_path), "--lora-r", "4"])[2].lora_r == 4
     with pytest.raises(ConfigError, match="no such recipe"):
         parse(["--config", str(tmp_path / "missing.yaml")])
 

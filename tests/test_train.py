@@ -282,8 +282,9 @@ def _independent_logps(trainer, batch, completion_ids, completion_mask):
     return torch.log_softmax(logits.float(), -1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
 
 
-def test_train_draws_the_label_only_clips_with_the_trainers_seed(tiny_dir, tmp_path, monkeypatch):
-    """`omni-mer train` hands the recipe's seed to build_data (a spy stops it there, before any model loads)."""
+def test_train_hands_the_trainers_seed_to_build_data(tiny_dir, tmp_path, monkeypatch):
+    """`omni-mer train` hands the recipe's seed to build_data, which draws the label-only SFT clips with it (a spy
+    stops it there, before any model loads; added after 0e2d034 made it so)."""
     from omni_mer.train import run
 
     class Stop(Exception):

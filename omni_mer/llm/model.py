@@ -63,22 +63,28 @@ def adapter_text_head(adapter: str | Path | None) -> str | None:
 
 def text_head_mismatch(adapter: str | Path | None, digest: str | None = None) -> str | None:
     """Why the text head in use (``digest``; default: the one texthead/shipped.py picks, as the evidence reads it)
-    is not the head whose reading ``adapter`` was trained on, naming the ``--text-head`` choice that is; None when
-    they agree or the adapter was trained without a reading. Another head's reading is out of the adapter's
-    training distribution (its probabilities and words differ), so its prompts are not the ones it learned."""
+    is not the head whose reading ``adapter`` was trained on, naming the choice that is; None when they agree, the
+    adapter was trained without a reading, or no trained head is in use (the evidence then has no reading, which
+    the scorer reports per clip). Another head's reading is out of the adapter's training distribution (its
+    probabilities and words differ), so its prompts are not the ones it learned."""
     trained = adapter_text_head(adapter)
     if trained is None:
         return None
     from omni_mer.texthead.head import head_digest
-    from omni_mer.texthead.shipped import E5_HEAD_DIR, FUSED_HEAD_DIR, text_head_dir
+    from omni_mer.texthead.shipped import E5_HEAD_DIR, FUSED_HEAD_DIR, TEXT_HEAD_ENV, text_head_dir
 
-    digest = digest or head_digest(text_head_dir())
-    if digest == trained:
+    if digest is None:
+        try:
+            digest = head_digest(text_head_dir())
+        except (ValueError, ModelNotFoundError) as exc:  # a bad choice: the text stage itself stops on it
+            log.debug("text head check skipped: %s", exc)
+            return None
+    if digest is None or digest == trained:
         return None
     choice = next((name for name, folder in (("e5", E5_HEAD_DIR), ("fused", FUSED_HEAD_DIR))
                    if head_digest(folder) == trained), None)
-    fix = (f"pass --text-head {choice} (or set OMNI_MER_TEXT_HEAD={choice})" if choice else
-           "give --text-head the folder of that head, or retrain the adapter on this one")
+    fix = (f"set {TEXT_HEAD_ENV}={choice} (`omni-mer predict` / test_script.py: --text-head {choice})" if choice else
+           f"set {TEXT_HEAD_ENV} to the folder of that head, or retrain the adapter on this one")
     return (f"adapter {adapter} was trained on the reading of text head {trained}, but the text head in use is "
             f"{digest}: its prompts show a reading it was not trained on; {fix}")
 

@@ -98,7 +98,8 @@ def parse(argv: Sequence[str] | None = None, prog: str = "omni-mer train-llm"):
 
 def check_init_adapter(script: LLMTrainArgs) -> None:
     """ConfigError unless ``init_adapter`` (when set) is a train-llm output trained on the same prompt as this run
-    (``text_reading``, and with it the same text head's reading). Checked when training starts: a recipe names the folder an earlier stage will write."""
+    (``text_reading``, and the same text head's reading). Checked when training starts: a recipe names the folder an
+    earlier stage will write."""
     if not script.init_adapter:
         return
     from omni_mer.llm.model import text_head_mismatch, text_reading_mismatch

@@ -73,25 +73,29 @@ def check_renamed(args: Sequence[str], recipe: dict, path: Path | None) -> None:
             raise ConfigError(f"--config {str(path)!r}: the key {old} was renamed: use {new} ({how})")
 
 
-def check_recipe_values(parser, recipe: dict, path: Path) -> None:
-    """ConfigError naming the recipe key when one of its string values does not convert to the key's type or is not
-    one of its choices. argparse would convert such a value only at the end of parsing, and on failure print its
-    whole usage naming the flag (``--class-balance/--class_balance``) instead of the key in the recipe."""
+def check_recipe_values(parser, recipe: dict, path: Path | None, args: Sequence[str] = ()) -> None:
+    """ConfigError naming the recipe key when one of its string values (or string items of a list) does not convert
+    to the key's type or is not one of its choices. argparse would convert such a value only at the end of parsing,
+    and on failure print its whole usage naming the flag (``--class-balance/--class_balance``) instead of the key
+    in the recipe. A key a flag in ``args`` overrides is not checked (argparse never reads the recipe's value)."""
+    given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
     # the typed action of each key (a bool key also has a typeless --no-KEY action with the same dest)
-    actions = {action.dest: action for action in parser._actions if action.type not in (None, str)}
+    actions = {action.dest: action for action in parser._actions
+               if action.type is not None and (action.type is not str or action.choices)}
     for key, value in recipe.items():
         action = actions.get(key)
-        if action is None:
+        if action is None or given & set(action.option_strings):
             continue
-        items = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
-        for item in (v for v in items if isinstance(v, str)):
+        listed = isinstance(value, list) and action.nargs in ("+", "*")
+        for item in (v for v in (value if listed else [value]) if isinstance(v, str)):
             try:
                 converted = action.type(item)
                 ok = not action.choices or converted in action.choices
             except (ValueError, TypeError, argparse.ArgumentTypeError):
                 ok = False
             if not ok:
-                raise ConfigError(f"--config {str(path)!r}: {key}={value!r} is not valid; valid values: "
+                bad = f"{key}: {item!r} in {value!r}" if listed else f"{key}={value!r}"
+                raise ConfigError(f"--config {str(path)!r}: {bad} is not valid; valid values: "
                                   f"{_valid_values(action)}")
 
 
@@ -99,8 +103,8 @@ def _valid_values(action) -> str:
     """What ``action`` accepts, in words (its choices, or its type)."""
     if action.choices:
         return ", ".join(map(str, action.choices))
-    words = {float: "a number", int: "an integer", "string_to_bool": "true or false"}
-    return words.get(action.type) or words.get(getattr(action.type, "__name__", ""), f"a {action.type.__name__}")
+    name = getattr(action.type, "__name__", str(action.type))
+    return {"float": "a number", "int": "an integer", "string_to_bool": "true or false"}.get(name, f"a {name}")
 
 
 def build_parser(project_args: type, stage: str, prog: str, description: str, epilog: str):
@@ -129,7 +133,7 @@ def parse_recipe(argv: Sequence[str] | None, project_args: type, prog: str, desc
     check_renamed(args, recipe, path)
     stage = peek_stage(args, recipe, default_stage)
     parser = build_parser(project_args, stage, prog, description, epilog)
-    check_recipe_values(parser, recipe, path)
+    check_recipe_values(parser, recipe, path, args)
     try:
         script, train_cfg, model_cfg = parser.parse_args_and_config(args)
     except ConfigError:
