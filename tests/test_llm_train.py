@@ -82,8 +82,8 @@ def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
                         ("lr_scheduler_type: cosin", "lr_scheduler_type='cosin' is not valid; valid values: linear, "
                                                      "cosine, "),
                         ("dtype: bf16", "dtype='bf16' is not valid; valid values: auto, bfloat16, float16, float32$"),
-                        ("stage: grpo\nreward_weights: [1, x]", r"reward_weights: 'x' in \[1, 'x'\] is not valid; valid values: "
-                                                   "a number$")):
+                        ("stage: grpo\nreward_weights: [1, x]",
+                         r"reward_weights: 'x' in \[1, 'x'\] is not valid; valid values: a number$")):
         recipe = tmp_path / "recipe.yaml"
         recipe.write_text(f"{text}\nmodel_name_or_path: x\nuse_cpu: true\nbf16: false\n")
         with pytest.raises(ConfigError, match=match):

@@ -62,12 +62,17 @@ def peek_stage(args: Sequence[str], recipe: dict, default: str) -> str:
     return str(recipe.get("stage", default))
 
 
+def _flags(args: Sequence[str]) -> set[str]:
+    """The flags in ``args``, without their ``=value``."""
+    return {a.split("=", 1)[0] for a in args if a.startswith("--")}
+
+
 def check_renamed(args: Sequence[str], recipe: dict, path: Path | None) -> None:
     """ConfigError naming the new key when a flag or the recipe (``recipe`` read from ``path``) uses a key in
     RENAMED_KEYS (checked before TRL parses, whose own checks would otherwise speak first)."""
+    given = _flags(args)
     for old, (new, how) in RENAMED_KEYS.items():
-        flags = {f"--{old}", f"--{old.replace('_', '-')}"}
-        if any(a.split("=", 1)[0] in flags for a in args):
+        if given & {f"--{old}", f"--{old.replace('_', '-')}"}:
             raise ConfigError(f"--{old.replace('_', '-')} was renamed: use --{new.replace('_', '-')} ({how})")
         if old in recipe:
             raise ConfigError(f"--config {str(path)!r}: the key {old} was renamed: use {new} ({how})")
@@ -78,7 +83,7 @@ def check_recipe_values(parser, recipe: dict, path: Path | None, args: Sequence[
     to the key's type or is not one of its choices. argparse would convert such a value only at the end of parsing,
     and on failure print its whole usage naming the flag (``--class-balance/--class_balance``) instead of the key
     in the recipe. A key a flag in ``args`` overrides is not checked (argparse never reads the recipe's value)."""
-    given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+    given = _flags(args)
     # the typed action of each key (a bool key also has a typeless --no-KEY action with the same dest)
     actions = {action.dest: action for action in parser._actions
                if action.type is not None and (action.type is not str or action.choices)}
