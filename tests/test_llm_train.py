@@ -288,6 +288,34 @@ def test_tiny_qwen2_sft_then_grpo_with_trl(tmp_path):
     assert lp.shape == (5,)
 
 
+def test_sft_trains_through_a_qwen25_template_variant_trl_cannot_mark(tmp_path):
+    """The Qwen2.5-Coder-1.5B GGUF ships Qwen2.5's chat template with the tool-call example's braces doubled: TRL
+    cannot mark it for the assistant-only loss (SFT stopped on it), yet it renders the conversations the same, so SFT
+    trains through TRL's Qwen2.5 template. A template that renders them differently is left alone."""
+    from trl.chat_template_utils import qwen2_5_chat_template
+
+    from omni_mer.llm.model import build_tiny_llm, load_llm
+    from omni_mer.train.llm import parse, train, use_trainable_chat_template
+
+    tiny = build_tiny_llm(tmp_path / "tiny")
+    example = '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}'
+    assert example in qwen2_5_chat_template
+    (tiny / "chat_template.jinja").write_text(qwen2_5_chat_template.replace(example, "{" + example + "}"),
+                                              encoding="utf-8")
+    out = tmp_path / "sft"
+    m = train(*parse(["--config", str(ROOT / "recipes/llm/tiny/sft.yaml"), "--model-name-or-path", str(tiny),
+                      "--data-dir", str(TEXT_DATA), "--max-steps", "1", "--train-per-dataset", "1",
+                      "--output-dir", str(out)]))
+    assert m["train_loss"] > 0 and _lora_b_norm(out) > 0
+    assert (out / "chat_template.jinja").read_text(encoding="utf-8") == qwen2_5_chat_template
+
+    _, tok = load_llm(tiny)
+    other = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    tok.chat_template = other
+    chat = [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]]
+    assert not use_trainable_chat_template(tok, chat) and tok.chat_template == other
+
+
 @pytest.mark.slow
 @needs_text
 def test_real_qwen25_05b_lora_moves_in_a_few_steps(tmp_path):

@@ -133,6 +133,36 @@ def _load_policy(model_cfg, script: LLMTrainArgs):
     return model, tokenizer
 
 
+def use_trainable_chat_template(tokenizer, conversations: Sequence[list[dict]]) -> bool:
+    """Give ``tokenizer`` TRL's Qwen2.5 chat template when its own is one TRL cannot mark for the assistant-only loss
+    but renders every one of ``conversations`` to the same text; True when it did.
+
+    TRL's SFTTrainer patches only templates it knows with ``{% generation %}`` markers. The Qwen2.5-Coder-1.5B GGUF
+    ships a variant of Qwen2.5's template (its tool-call example is written with doubled braces) that it does not
+    know, so SFT stopped with "The chat template is not training-compatible"; without tools the two render the same
+    tokens. A template that renders any conversation differently is left alone (TRL's error then stands)."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers, qwen2_5_chat_template
+
+    own = tokenizer.chat_template
+    if not own or own == qwen2_5_chat_template or has_generation_markers(own):
+        return False
+    try:
+        get_training_chat_template(tokenizer)
+        return False  # TRL patches it itself
+    except ValueError:
+        pass
+
+    def render(template: str) -> list[str]:
+        return [tokenizer.apply_chat_template(c, tokenize=False, chat_template=template) for c in conversations]
+
+    if render(own) != render(qwen2_5_chat_template):
+        return False
+    log.info("chat template: the model's own renders the %d training conversations as Qwen2.5's does; training with "
+             "TRL's Qwen2.5 template, which TRL marks for the assistant-only loss", len(conversations))
+    tokenizer.chat_template = qwen2_5_chat_template
+    return True
+
+
 def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
     """Run the stage; returns the final metrics. The adapter, tokenizer, log history and recipe land in output_dir."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -157,6 +187,8 @@ def train(script: LLMTrainArgs, train_cfg, model_cfg) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if script.stage == "sft":
         records = sft_records(rows, script.label_only_share, script.row_seed)
+        if train_cfg.assistant_only_loss:
+            use_trainable_chat_template(tokenizer, [r["messages"] for r in records])
         trainer = SFTTrainer(model=model, args=train_cfg, train_dataset=to_dataset(records),
                              processing_class=tokenizer, peft_config=peft_config)
     else:
