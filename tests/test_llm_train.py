@@ -288,6 +288,7 @@ def test_tiny_qwen2_sft_then_grpo_with_trl(tmp_path):
     assert lp.shape == (5,)
 
 
+@needs_text
 def test_sft_trains_through_a_qwen25_template_variant_trl_cannot_mark(tmp_path):
     """The Qwen2.5-Coder-1.5B GGUF ships Qwen2.5's chat template with the tool-call example's braces doubled: TRL
     cannot mark it for the assistant-only loss (SFT stopped on it), yet it renders the conversations the same, so SFT
@@ -314,6 +315,10 @@ def test_sft_trains_through_a_qwen25_template_variant_trl_cannot_mark(tmp_path):
     tok.chat_template = other
     chat = [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]]
     assert not use_trainable_chat_template(tok, chat) and tok.chat_template == other
+    variant = (tiny / "chat_template.jinja").read_text(encoding="utf-8")
+    for template, convs in ((variant, []), ({"default": variant}, chat)):  # nothing to compare; a named template
+        tok.chat_template = template
+        assert not use_trainable_chat_template(tok, convs) and tok.chat_template == template
 
 
 @pytest.mark.slow

@@ -144,8 +144,9 @@ def use_trainable_chat_template(tokenizer, conversations: Sequence[list[dict]]) 
     from trl.chat_template_utils import get_training_chat_template, has_generation_markers, qwen2_5_chat_template
 
     own = tokenizer.chat_template
-    if not own or own == qwen2_5_chat_template or has_generation_markers(own):
-        return False
+    if not own or not isinstance(own, str) or not conversations or own == qwen2_5_chat_template \
+            or has_generation_markers(own):
+        return False  # named templates (a dict) and templates with markers are TRL's to judge
     try:
         get_training_chat_template(tokenizer)
         return False  # TRL patches it itself
@@ -153,9 +154,14 @@ def use_trainable_chat_template(tokenizer, conversations: Sequence[list[dict]]) 
         pass
 
     def render(template: str) -> list[str]:
-        return [tokenizer.apply_chat_template(c, tokenize=False, chat_template=template) for c in conversations]
+        # the whole conversation (what SFT trains) and its prompt (what label scoring and GRPO render)
+        return [text for c in conversations for text in (
+            tokenizer.apply_chat_template(c, tokenize=False, chat_template=template),
+            tokenizer.apply_chat_template(c[:-1], tokenize=False, add_generation_prompt=True, chat_template=template))]
 
     if render(own) != render(qwen2_5_chat_template):
+        log.warning("chat template: the model's own is not one TRL can mark for the assistant-only loss and renders the "
+                    "training conversations differently from Qwen2.5's; it is kept (TRL's error follows)")
         return False
     log.info("chat template: the model's own renders the %d training conversations as Qwen2.5's does; training with "
              "TRL's Qwen2.5 template, which TRL marks for the assistant-only loss", len(conversations))
