@@ -91,6 +91,9 @@ def test_bad_llm_recipe_values_name_the_valid_ones(tmp_path):
     # a flag that overrides a bad recipe value wins, as for any recipe key (argparse never reads the recipe's value)
     recipe.write_text("lora_r: eight\nmodel_name_or_path: x\nuse_cpu: true\nbf16: false\n")
     assert parse(["--config", str(recipe), "--output-dir", str(tmp_path), "--lora-r", "4"])[2].lora_r == 4
+    recipe.write_text("gradient_checkpointing: maybe\nmodel_name_or_path: x\nuse_cpu: true\nbf16: false\n")
+    assert not parse(["--config", str(recipe), "--output-dir", str(tmp_path),
+                      "--no-gradient-checkpointing"])[1].gradient_checkpointing  # --no-KEY overrides it too
     with pytest.raises(ConfigError, match="no such recipe"):
         parse(["--config", str(tmp_path / "missing.yaml")])
 

@@ -87,9 +87,12 @@ def check_recipe_values(parser, recipe: dict, path: Path | None, args: Sequence[
     # the typed action of each key (a bool key also has a typeless --no-KEY action with the same dest)
     actions = {action.dest: action for action in parser._actions
                if action.type is not None and (action.type is not str or action.choices)}
+    flags_of: dict[str, set[str]] = {}  # every flag that sets a key, --no-KEY included
+    for action in parser._actions:
+        flags_of.setdefault(action.dest, set()).update(action.option_strings)
     for key, value in recipe.items():
         action = actions.get(key)
-        if action is None or given & set(action.option_strings):
+        if action is None or given & flags_of[key]:
             continue
         listed = isinstance(value, list) and action.nargs in ("+", "*")
         for item in (v for v in (value if listed else [value]) if isinstance(v, str)):
