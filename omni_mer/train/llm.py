@@ -144,12 +144,11 @@ def use_trainable_chat_template(tokenizer, conversations: Sequence[list[dict]]) 
     from trl.chat_template_utils import get_training_chat_template, has_generation_markers, qwen2_5_chat_template
 
     own = tokenizer.chat_template
-    if not own or not isinstance(own, str) or not conversations or own == qwen2_5_chat_template \
-            or has_generation_markers(own):
-        return False  # named templates (a dict) and templates with markers are TRL's to judge
+    if not own or not isinstance(own, str) or not conversations or has_generation_markers(own):
+        return False  # named templates (a dict) and marked ones: SFTTrainer judges them itself
     try:
         get_training_chat_template(tokenizer)
-        return False  # TRL patches it itself
+        return False  # one TRL knows (Qwen2.5's itself among them): it patches it
     except ValueError:
         pass
 
