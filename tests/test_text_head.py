@@ -457,6 +457,26 @@ def test_train_text_on_llm_states_fused_with_another_head(tables, tiny_llm, tmp_
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text(encoding="utf-8"))
     assert m["crosslingual"]["head"].startswith("the fused head's member") and "SIMSv2/asr_noise" in m
 
+    # another member retrained: the fused head refuses it until --keep-member refits the fusion on the kept member
+    member_bytes = (out / "member" / "head.npz").read_bytes()
+    TextHead(w1=rng.normal(size=(384, 8)).astype(np.float32), b1=np.zeros(8, np.float32),
+             w2=rng.normal(size=(8, 5)).astype(np.float32), b2=np.zeros(5, np.float32), calibration=cal,
+             encoder_id=E5_ID).save(tmp_path / "e5head2")
+    with pytest.raises(ValueError, match="changed since the fusion"):
+        load_text_head(out)
+    refit = ["train-text", "--data", str(tables), "--out", str(out), "--cache", str(cache), "--encoder", str(tiny_llm),
+             "--encoder-layer", "2", "--finetune-layers", "0", "--epochs", "3", "--hidden-size", "16",
+             "--max-train-per-dataset", "20", "--fuse-with", f"{tmp_path / 'e5head'},{tmp_path / 'e5head2'}",
+             "--threads", "1", "--keep-member"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # a member of another recipe is not reused
+        cli_main([*refit, "--hidden-size", "32"])
+    assert e.value.code == 2 and "--hidden-size 16, here 32" in capsys.readouterr().err
+    assert cli_main(refit) == 0
+    refitted = load_text_head(out)
+    assert (out / "member" / "head.npz").read_bytes() == member_bytes  # the member was not retrained
+    assert refitted.members[1].digest != head.members[1].digest and refitted.member_paths == head.member_paths
+
 
 def test_train_text_rejects_fine_tuning_a_frozen_llm_encoder(tables, capsys):
     with pytest.raises(SystemExit) as e:
@@ -529,6 +549,13 @@ def test_fuse_with_inside_out_is_refused(tables, tmp_path, capsys):
         cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "out"), "--encoder", "some-llm",
                   "--finetune-layers", "0", "--fuse-with", f"{tmp_path / 'other'},"])
     assert e.value.code == 2 and "an empty entry" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "out"), "--keep-member"])
+    assert e.value.code == 2 and "give --fuse-with too" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # nothing trained in --out/member yet
+        cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "new"), "--encoder", "some-llm",
+                  "--finetune-layers", "0", "--fuse-with", str(tmp_path / "other"), "--keep-member"])
+    assert e.value.code == 2 and "no trained head in" in capsys.readouterr().err
 
 
 def test_concat_encoder_runs_a_shared_encoder_once(tmp_path):

@@ -127,7 +127,8 @@ class FusedTextHead(CalibratedHead):
                 head = TextHead.load(folder / spec["path"])
                 if head.digest != spec["digest"]:  # fused weights fitted on another member would be wrong
                     raise ValueError(f"member {spec['path']} changed since the fusion (digest {head.digest}, "
-                                     f"fused with {spec['digest']}): refit with `omni-mer train-text --fuse-with`")
+                                     f"fused with {spec['digest']}): refit with `omni-mer train-text --fuse-with` (its "
+                                     "recipe; add --keep-member to keep the member it trained)")
                 members.append(head)
             return cls(members=members, member_paths=[s["path"] for s in info["members"]],
                        weights={k: [float(x) for x in v] for k, v in info["weights"].items()},

@@ -72,6 +72,10 @@ class TrainTextConfig:
         "help": "comma-separated trained head folders (e.g. the e5 head) to fuse with the head trained here: "
                 "per-language weights of their calibrated log-probabilities and a calibration on top, fitted on valid "
                 "(texthead/fused.py); --out then holds the fused head, the head trained here in --out/member"})
+    keep_member: bool = field(default=False, metadata={
+        "help": "with --fuse-with: reuse the head already trained in --out/member (its saved recipe must be this "
+                "one) and refit only the fusion, e.g. after a --fuse-with head was retrained; the member, its "
+                "metrics and card stay as they are"})
     hidden_size: int = field(default=256, metadata={"help": "MLP hidden width"})
     dropout: float = field(default=0.2, metadata={"help": "dropout on the hidden layer"})
     epochs: int = field(default=20, metadata={"help": "passes over the train rows"})
@@ -135,6 +139,8 @@ class TrainTextConfig:
                                  "--out")
         if len({Path(f).resolve() for f in self.fuse_with_list}) < len(self.fuse_with_list):
             raise ValueError(f"--fuse-with {self.fuse_with!r}: a head named twice")
+        if self.keep_member:
+            self.check_kept_member()
         if self.finetune_learning_rate <= 0:
             raise ValueError(f"--finetune-learning-rate {self.finetune_learning_rate}: must be > 0")
         for name in ("hidden_size", "epochs", "batch_size", "threads", "ensemble", "finetune_epochs",
@@ -171,6 +177,22 @@ class TrainTextConfig:
                                  f"LANG one of {', '.join(LANGUAGES)} and WEIGHT > 0")
             out[lang] = weight
         return out
+
+    def check_kept_member(self) -> None:
+        """--keep-member: --out/member holds a head trained by this recipe (the flags that shape a head equal)."""
+        if not self.fuse_with:
+            raise ValueError("--keep-member reuses the member of a fused head: give --fuse-with too")
+        saved_file = Path(self.out) / "member" / "head.json"
+        if not saved_file.is_file():
+            raise ValueError(f"--keep-member: no trained head in {saved_file.parent} (head.json); train it first "
+                             "(without --keep-member)")
+        saved = json.loads(saved_file.read_text(encoding="utf-8")).get("meta", {}).get("config", {})
+        ignored = ("fuse_with", "keep_member", "threads")  # they do not change the member
+        differ = sorted(k for k, v in asdict(self).items() if k in saved and k not in ignored and saved[k] != v)
+        if differ:
+            raise ValueError(f"--keep-member: the head in {saved_file.parent} was trained with another recipe ("
+                             + ", ".join(f"--{k.replace('_', '-')} {saved[k]!r}, here {getattr(self, k)!r}"
+                                         for k in differ) + "); give those values or drop --keep-member")
 
     @property
     def fuse_with_list(self) -> list[str]:
@@ -502,7 +524,8 @@ def fuse_with(cfg: TrainTextConfig, head: TextHead, examples: list[TextExample],
     from omni_mer.texthead.fused import FusedTextHead, fit_fusion, relative_member_path
 
     others = [TextHead.load(f) for f in cfg.fuse_with_list]
-    head.save(out / "member")
+    if not cfg.keep_member:  # a kept member was loaded from there
+        head.save(out / "member")
     head = TextHead.load(out / "member")  # with its digest, as the fused head will find it
     members = [*others, head]
     embeds = [CachedEmbedder.for_head(cfg.cache, m, cfg.threads) for m in members]
@@ -537,8 +560,13 @@ def main(argv: list[str] | None = None) -> int:
         examples = load_corpus(cfg.data)
     except (ValueError, FileNotFoundError) as exc:
         return user_error("omni-mer train-text", exc)
-    head, meta = train_head(cfg, examples)
     out = Path(cfg.out)
+    if cfg.keep_member:
+        head = TextHead.load(out / "member")
+        meta = head.meta
+        log.info("train-text: kept the member in %s; refitting the fusion only", out / "member")
+    else:
+        head, meta = train_head(cfg, examples)
     if cfg.fuse_with:
         head = fuse_with(cfg, head, examples, out)
     else:
@@ -549,14 +577,15 @@ def main(argv: list[str] | None = None) -> int:
 
     write_card(out, head, metrics, cfg.data)
     trained = out
-    if cfg.fuse_with:  # the member trained here gets its own metrics and card (its features are cached by now)
+    if cfg.fuse_with and not cfg.keep_member:  # the member trained here gets its own metrics and card
         trained = out / "member"
         member_metrics = evaluate_head(head.members[-1], examples, split="test", cache=cfg.cache, threads=cfg.threads)
         write_metrics(member_metrics, trained / "metrics.json")
         write_card(trained, head.members[-1], member_metrics, cfg.data)
-    (trained / "history.json").write_text(json.dumps(meta["history"], indent=1), encoding="utf-8")
+    if not cfg.keep_member:
+        (trained / "history.json").write_text(json.dumps(meta["history"], indent=1), encoding="utf-8")
     log.info("train-text: best epoch %s, valid objective %.4f (%s), wrote %s", meta["best_epoch"],
-             meta["valid_objective"], "the member trained here" if cfg.fuse_with else "the head", out)
+             meta["valid_objective"], "the member" if cfg.fuse_with else "the head", out)
     from omni_mer.core.console import emit
 
     emit(json.dumps({k: {m: v[m] for m in ("acc5", "uar", "mae", "n")} for k, v in metrics.items()
