@@ -77,7 +77,7 @@ def test_adapter_writes_an_engine_file_that_embeds_differently(packed, engine, t
         packed.write(tmp_path / "bad.bin", {"l11.q.b": np.zeros(3)})
 
 
-def test_a_few_finetuning_steps_change_the_tuned_layers(packed):
+def test_a_few_finetuning_steps_change_the_tuned_layers(packed, tmp_path):
     from omni_mer.texthead.corpus import TextExample
     from omni_mer.texthead.finetune import finetune_encoder
     from omni_mer.texthead.train import TrainTextConfig
@@ -86,10 +86,16 @@ def test_a_few_finetuning_steps_change_the_tuned_layers(packed):
     rows = [TextExample(id=str(i), dataset="mosei", lang="en", text=f"{t} {i}", label5=labels[i % 4], score=0.0,
                         valence=0.0, split="train") for i, t in enumerate(TEXTS[:4] * 4)]
     cfg = TrainTextConfig(finetune_layers=1, finetune_epochs=1, finetune_batch_size=8, finetune_learning_rate=3e-3,
-                          hidden_size=8)
+                          hidden_size=8, cache=str(tmp_path / "emb.sqlite"))
     targets = np.eye(5)[[0 if r.label5 == "SNEG" else 4 for r in rows]]
     adapter, history = finetune_encoder(cfg, rows, {"en": rows[:4]}, np.ones(len(rows)), targets,
                                         np.zeros(len(rows), dtype=int))
+    assert (tmp_path / "e5-layer11-states.pt").is_file()
+    # the same seed with the frozen layers' states now cached: the same tuned layers (a cold and a warm cache agree)
+    again, history_again = finetune_encoder(cfg, rows, {"en": rows[:4]}, np.ones(len(rows)), targets,
+                                            np.zeros(len(rows), dtype=int))
+    assert history_again == history
+    assert all(np.array_equal(again.tensors[k], v) for k, v in adapter.tensors.items())
     assert len(history) == 1 and adapter.meta["tuned_layers"] == [11]
     assert set(adapter.tensors) == {f"l11.{n}.{s}" for n in ("q", "k", "v", "ao", "fi", "fo", "aln", "oln")
                                     for s in ("w", "b")}

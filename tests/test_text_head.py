@@ -325,6 +325,19 @@ def test_shipped_head_loads_and_reads_polarity_in_both_languages():
         assert LABELS[p[0].argmax()] in ("WPOS", "SPOS") and LABELS[p[1].argmax()] in ("WNEG", "SNEG")
 
 
+@pytest.mark.skipif(not (DEFAULT_HEAD_DIR / "head.json").is_file(), reason="no shipped text head")
+def test_the_default_train_text_recipe_is_the_shipped_heads():
+    """`omni-mer train-text --data D --out DIR` (the documented reproduction) trains with the shipped head's recipe."""
+    from dataclasses import asdict
+
+    from omni_mer.texthead.train import TrainTextConfig
+
+    saved = TextHead.load(DEFAULT_HEAD_DIR).meta["config"]
+    defaults = asdict(TrainTextConfig())
+    assert set(saved) <= set(defaults)
+    assert {k: v for k, v in saved.items() if v != defaults[k]} == {}
+
+
 def test_prepare_names_a_missing_folder_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli_main(["prepare", "--mosei", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.jsonl")])

@@ -61,7 +61,6 @@ def finetune_encoder(cfg, train: list[TextExample], valid: dict[str, list[TextEx
     from omni_mer.texthead.encoder import E5_ID, EncoderAdapter
 
     t0 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
     packed = PackedE5()
     n_layers = packed.config.layers
     cut = n_layers - cfg.finetune_layers
@@ -97,6 +96,9 @@ def finetune_encoder(cfg, train: list[TextExample], valid: dict[str, list[TextEx
     lower_seconds = time.perf_counter() - t0
 
     del model
+    # seeded here, after the frozen layers: building the whole encoder (cold cache only) draws from torch's generator,
+    # so seeding before it gave a cold and a warm cache different heads and dropout masks
+    torch.manual_seed(cfg.seed)
     top = nn.ModuleList(E5Layer.from_packed(packed, i) for i in range(cut, n_layers))
     for layer in top:
         layer.fake_quant = True
