@@ -73,6 +73,11 @@ def test_adapter_writes_an_engine_file_that_embeds_differently(packed, engine, t
     changed.save(tmp_path / "head")
     back = EncoderAdapter.load(tmp_path / "head")
     assert back.id == changed.id and EncoderAdapter.load(tmp_path / "nothing") is None
+    with np.load(tmp_path / "head" / "encoder.npz") as z:  # 4-bit blocks stored as their change from the wheel's
+        assert all(k.startswith("xor_") for k in z.files if z[k].dtype == np.uint8) and z.files
+    (tmp_path / "old").mkdir()
+    np.savez(tmp_path / "old" / "encoder.npz", **changed.tensors)
+    assert EncoderAdapter.load(tmp_path / "old").id == changed.id  # files saved before (plain blocks) still load
     with pytest.raises(ValueError, match="shape"):
         packed.write(tmp_path / "bad.bin", {"l11.q.b": np.zeros(3)})
 

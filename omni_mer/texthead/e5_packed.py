@@ -207,6 +207,13 @@ class PackedE5:
         raw = np.frombuffer(self._buf, dtype=np.uint8, count=e.nbytes, offset=e.offset)
         return dequantize_q4_0(raw, shape)
 
+    def blocks(self, name: str) -> np.ndarray:
+        """The stored bytes of 4-bit tensor ``name`` (its Q4_0 blocks, uint8), as ``write`` takes them."""
+        if name not in self.entries or self.entries[name].dtype == 0:
+            raise KeyError(f"{self.path}: no 4-bit tensor {name!r}")
+        e = self.entries[name]
+        return np.frombuffer(self._buf, dtype=np.uint8, count=e.nbytes, offset=e.offset).copy()
+
     def write(self, path: str | Path, replace: dict[str, np.ndarray]) -> Path:
         """A copy of this file at ``path`` with the tensors in ``replace`` overwritten: float arrays (4-bit tensors
         are quantised) or, for a 4-bit tensor, its Q4_0 blocks as uint8.

@@ -526,9 +526,9 @@ def fuse_with(cfg: TrainTextConfig, head: TextHead, examples: list[TextExample],
     from omni_mer.texthead.fused import FusedTextHead, fit_fusion, relative_member_path
 
     others = [TextHead.load(f) for f in cfg.fuse_with_list]
-    if not cfg.keep_member:  # a kept member was loaded from there
+    if not cfg.keep_member:  # a kept member was loaded from there, digest included
         head.save(out / "member")
-    head = TextHead.load(out / "member")  # with its digest, as the fused head will find it
+        head = TextHead.load(out / "member")  # with its digest, as the fused head will find it
     members = [*others, head]
     embeds = [CachedEmbedder.for_head(cfg.cache, m, cfg.threads) for m in members]
     langs = tuple(cfg.train_language_list)
