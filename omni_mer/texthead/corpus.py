@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omni_mer.data.manifest import build_manifest, text_table_roots
-from omni_mer.core.labels import MER2023_RANGE, MOSEI_RANGE, SIMS_RANGE
+from omni_mer.core.labels import LABELS, MER2023_RANGE, MOSEI_RANGE, SIMS_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ DEFAULT_DATASETS = ("mosei", "mosi", "sims2", "mer2023")
 # Other labelled sentiment text (train splits only, as extra training signal; never used for selection or the
 # reported numbers): file, text column, label column -> (label5, valence), language.
 _MELD = {"negative": ("WNEG", -0.5), "neutral": ("NEUT", 0.0), "positive": ("WPOS", 0.5)}
-_SST5 = {str(k): (lab, (k - 2) / 2) for k, lab in enumerate(("SNEG", "WNEG", "NEUT", "WPOS", "SPOS"))}
+_SST5 = {str(k): (lab, (k - 2) / 2) for k, lab in enumerate(LABELS)}  # SST-5's 0..4 are our five classes in order
 _BINARY = {"0": ("WNEG", -0.5), "1": ("WPOS", 0.5)}
 AUX_DATASETS: dict[str, tuple[str, str, str, dict, str]] = {
     "meld": ("MELD/train.csv", "text", "sentiment", _MELD, "en"),  # TV dialogue (Friends), 3-way sentiment

