@@ -363,6 +363,14 @@ def test_language_weights_set_each_languages_share_of_the_loss():
             TrainTextConfig(language_weights=bad)
     with pytest.raises(ValueError, match="needs --language-balance"):
         TrainTextConfig(language_weights="zh=2", language_balance=False)
+    # auxiliary rows (here 6 more in English) weigh aux_scale each against their language's dataset rows, and the
+    # languages keep their shares (the scale used to be applied after the balance, shrinking English's share)
+    aux = [TextExample(id=f"a{i}", dataset="sst5", lang="en", text=f"a{i}", label5=LABELS[i % 5], score=0.0,
+                       valence=0.0, split="train", translated=False) for i in range(5)]
+    w = _weights(rows + aux, TrainTextConfig(aux_datasets="sst5", aux_scale=0.3))
+    is_aux = np.asarray([e.dataset == "sst5" for e in rows + aux])
+    assert w[np.r_[zh, np.zeros(len(aux), bool)]].sum() / w.sum() == pytest.approx(0.5)
+    assert w[is_aux].mean() / w[:6].mean() == pytest.approx(0.3)
 
 
 # --- the shipped head on the real tables (skipped without ../shared/data) -----------------------------------------

@@ -226,7 +226,8 @@ def _labels(examples: list[TextExample]) -> np.ndarray:
 
 
 def _weights(examples: list[TextExample], cfg: TrainTextConfig) -> np.ndarray:
-    """Per-example loss weights: class balance within each dataset, then equal total per language; mean 1."""
+    """Per-example loss weights: class balance within each dataset, auxiliary examples (--aux-datasets) scaled by
+    ``aux_scale``, then equal total per language (tilted by --language-weights); mean 1."""
     y = _labels(examples)
     w = np.ones(len(examples))
     ds = np.asarray([e.dataset for e in examples])
@@ -236,8 +237,8 @@ def _weights(examples: list[TextExample], cfg: TrainTextConfig) -> np.ndarray:
         freq = counts / counts.sum()
         cw = np.where(counts > 0, (1.0 / np.maximum(freq, 1e-9)) ** cfg.class_balance, 0.0)
         cw /= (cw * freq).sum()  # mean weight 1 within the dataset
-        w[m] = cw[y[m]]
-    if cfg.language_balance:
+        w[m] = cw[y[m]] * (cfg.aux_scale if d not in DATASETS else 1.0)
+    if cfg.language_balance:  # after the auxiliary scale, so that the languages' shares hold with auxiliary data
         langs = np.asarray([e.lang for e in examples])
         present = np.unique(langs)
         share = cfg.language_weight_map
@@ -439,10 +440,6 @@ def train_head(cfg: TrainTextConfig, examples: list[TextExample] | None = None, 
     target = _smoothed_targets(y, cfg.neighbour_smoothing)
     val = np.asarray([e.valence for e in train])
     w = _weights(train, cfg)
-    if cfg.aux_dataset_list:
-        is_aux = np.asarray([e.dataset not in DATASETS for e in train])
-        w[is_aux] *= cfg.aux_scale
-        w /= w.mean()
 
     own_cache, adapter, finetune_history = None, None, []
     if embed is None and cfg.uses_llm_encoder:
