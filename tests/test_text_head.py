@@ -291,6 +291,13 @@ def test_train_text_rejects_bad_values_in_one_line(tables, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "imdb" in err and "valid:" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 2  # a short usage line and the error, not the whole usage block
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train-text", "--help"])
+    help_text = capsys.readouterr().out
+    # a switch on by default: its --no- twin says what it does, not the switch's own help with "default: False"
+    no_flag = help_text[help_text.index("--no-use-translations, --no_use_translations"):].split("\n  --")[0]
+    assert "turn --use-translations off" in no_flag and "default" not in no_flag
 
 
 def test_train_text_checks_the_data_and_the_fused_heads_before_training(tables, tmp_path, capsys, monkeypatch):
@@ -309,17 +316,18 @@ def test_train_text_checks_the_data_and_the_fused_heads_before_training(tables, 
                             if not line.rstrip().endswith(",valid")), encoding="utf-8")
     assert cli_main(["train-text", "--data", str(no_zh_valid), "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
-    assert "--train-languages zh" in err and "SIMSv2 valid" in err and "0 rows" in err and "Traceback" not in err
+    assert "the zh validation pool (SIMSv2 valid" in err and "0 rows" in err and "Traceback" not in err
     broken = tmp_path / "broken_head"
     broken.mkdir()
     (broken / "head.json").write_text("{}", encoding="utf-8")
     assert cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "b"), "--fuse-with",
                      str(broken)]) == 2
-    assert "not a valid text head" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--fuse-with {str(broken)!r}" in err and "not a valid text head" in err and "retrain it" in err
     # SIMS v1 is not loaded by default, but a --train-datasets naming it loads it (it used to be ignored)
     assert cli_main(["train-text", "--data", str(tables), "--out", str(tmp_path / "c"), "--train-datasets",
                      "sims", "--train-languages", "zh"]) == 2
-    assert "--train-datasets 'sims': no train rows" in capsys.readouterr().err
+    assert "--train-datasets 'sims': no SIMS table (SIMS/ under --data" in capsys.readouterr().err
     with_sims = tmp_path / "with_sims"
     shutil.copytree(tables, with_sims)
     _write(with_sims / "SIMS" / "label.csv", ["video_id", "clip_id", "text", "label", "annotation", "mode"],

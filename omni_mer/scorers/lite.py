@@ -198,7 +198,9 @@ class LiteScorer(Scorer):
 
         head = load_shipped_head()
         if head is not None:
-            log.info("lite scorer: text head %s", head.digest)
+            kind = (f"fused, {len(head.members)} members" if getattr(head, "members", None)
+                    else f"encoder {head.encoder_id}")
+            log.info("lite scorer: text head %s (%s)", head.digest, kind)
         path = Path(path) if path else DEFAULT_CALIBRATION_PATH
         if path.is_file():
             log.info("lite scorer: calibration from %s", path)

@@ -19,11 +19,20 @@ def parse_config(cls: type[T], argv: list[str] | None, prog: str, description: s
     parser = TrlParser(cls, prog=prog, description=first)
     parser.add_argument("--config", metavar="RECIPE.yaml", default=argparse.SUPPRESS,
                         help="YAML whose keys set the defaults; flags given here override it")
+    positive = {a.dest: a for a in parser._actions if a.option_strings and not a.option_strings[0].startswith("--no")}
     for action in parser._actions:  # kebab-case first in usage and help, like every other omni-mer command
         action.option_strings.sort(key=lambda opt: "_" in opt)
+        if action.option_strings and action.option_strings[0].startswith("--no") and action.dest in positive:
+            # a switch that is on by default: its --no- twin turns it off (parsing reads the dest's default from
+            # the positive flag, so hiding this one's default changes the help only)
+            action.help, action.default = f"turn {positive[action.dest].option_strings[0]} off", argparse.SUPPRESS
+    # a bad value is one line naming it, not the whole usage block above it
+    parser.print_usage = lambda file=None: print(f"usage: {prog} [flags] (--help lists them)", file=file or sys.stderr)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         (cfg,) = parser.parse_args_and_config(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:
+        parser.error(f"{exc.filename}: no such file" if exc.filename else str(exc))
+    except ValueError as exc:
         parser.error(str(exc))  # SystemExit(2) with one line on stderr
     return cfg

@@ -79,7 +79,8 @@ def load_corpus(data: str | Path, datasets: Iterable[str] = DEFAULT_DATASETS) ->
     roots = text_table_roots(data)
     wanted = {k: v for k, v in roots.items() if k in datasets or k == "translations"}
     if not any(k in datasets for k in wanted):
-        raise FileNotFoundError(f"{data}: none of {[DATASETS[d][0] for d in datasets]} found")
+        raise FileNotFoundError(f"{data}: none of the tables of {', '.join(DATASETS[d][0] for d in datasets)} there "
+                                "(expected the ../shared/data/text layout: MOSEI/label.csv, SIMSv2/meta.csv, ...)")
     records, problems = build_manifest(check_files=False, **wanted)
     for p in problems[:20]:
         log.warning("%s", p)

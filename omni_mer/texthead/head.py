@@ -235,4 +235,5 @@ class TextHead(CalibratedHead):
                        language_feature=bool(info.get("language_feature", False)), digest=head_digest(folder),
                        encoder=EncoderAdapter.load(folder))
         except (OSError, KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{folder}: not a valid text head ({type(exc).__name__}: {exc})") from exc
+            raise ValueError(f"{folder}: not a valid text head (head.json / head.npz: {type(exc).__name__}: {exc}); "
+                             "retrain it with `omni-mer train-text` or restore the folder") from exc
