@@ -19,10 +19,13 @@ def parse_config(cls: type[T], argv: list[str] | None, prog: str, description: s
     parser = TrlParser(cls, prog=prog, description=first)
     parser.add_argument("--config", metavar="RECIPE.yaml", default=argparse.SUPPRESS,
                         help="YAML whose keys set the defaults; flags given here override it")
-    positive = {a.dest: a for a in parser._actions if a.option_strings and not a.option_strings[0].startswith("--no")}
+    def is_negation(action) -> bool:  # HfArgumentParser's --no_<field> twin of a bool field that defaults to True
+        return f"--no_{action.dest}" in action.option_strings
+
+    positive = {a.dest: a for a in parser._actions if a.option_strings and not is_negation(a)}
     for action in parser._actions:  # kebab-case first in usage and help, like every other omni-mer command
         action.option_strings.sort(key=lambda opt: "_" in opt)
-        if action.option_strings and action.option_strings[0].startswith("--no") and action.dest in positive:
+        if is_negation(action) and action.dest in positive:
             # a switch that is on by default: its --no- twin turns it off (parsing reads the dest's default from
             # the positive flag, so hiding this one's default changes the help only)
             action.help, action.default = f"turn {positive[action.dest].option_strings[0]} off", argparse.SUPPRESS
