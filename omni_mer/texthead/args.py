@@ -29,8 +29,8 @@ def parse_config(cls: type[T], argv: list[str] | None, prog: str, description: s
             # a switch that is on by default: its --no- twin turns it off (parsing reads the dest's default from
             # the positive flag, so hiding this one's default changes the help only)
             action.help, action.default = f"turn {positive[action.dest].option_strings[0]} off", argparse.SUPPRESS
-    # a bad value is one line naming it, not the whole usage block above it
-    parser.print_usage = lambda file=None: print(f"usage: {prog} [flags] (--help lists them)", file=file or sys.stderr)
+    # a bad value is one line naming it after a short usage line, not the whole usage block (--help keeps it)
+    parser.format_usage = lambda: f"usage: {prog} [flags] (--help lists them)\n"
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         (cfg,) = parser.parse_args_and_config(args)

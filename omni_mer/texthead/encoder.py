@@ -85,14 +85,13 @@ class EncoderAdapter:
         if not path.is_file():
             return None
         with np.load(path) as z:
-            stored = {k: z[k] for k in z.files}
-        if any(k.startswith(XOR_PREFIX) for k in stored):
+            tensors = {k: z[k] for k in z.files}
+        if any(k.startswith(XOR_PREFIX) for k in tensors):
             from omni_mer.texthead.e5_packed import PackedE5
 
             base = PackedE5()
-            stored = {k.removeprefix(XOR_PREFIX): v ^ base.blocks(k.removeprefix(XOR_PREFIX))
-                      if k.startswith(XOR_PREFIX) else v for k, v in stored.items()}
-        tensors = stored
+            tensors = {k.removeprefix(XOR_PREFIX): v ^ base.blocks(k.removeprefix(XOR_PREFIX))
+                       if k.startswith(XOR_PREFIX) else v for k, v in tensors.items()}
         meta_path = Path(folder) / "encoder.json"
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
         if meta.get("base", E5_ID) != E5_ID:

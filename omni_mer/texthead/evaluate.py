@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         examples = load_corpus(cfg.data)
     except (ValueError, FileNotFoundError, ModelNotFoundError) as exc:
         return user_error("omni-mer eval-text", exc)
-    metrics = evaluate_head(head, examples, split=cfg.split, cache=cfg.cache or DEFAULT_CACHE, threads=cfg.threads)
+    cache = cfg.cache or str(DEFAULT_CACHE)
+    metrics = evaluate_head(head, examples, split=cfg.split, cache=cache, threads=cfg.threads)
     metrics["head"] = {"folder": folder.name, "digest": head.digest, "encoder": head.encoder_id}
     if cfg.crosslingual:
         matrix_head = head
@@ -205,11 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         known = set(TrainTextConfig.__dataclass_fields__)
         saved = {k: v for k, v in matrix_head.meta.get("config", {}).items() if k in known}
         base = TrainTextConfig(**{**saved, "data": cfg.data, "threads": cfg.threads, "fuse_with": "",
-                                  "keep_member": False, "cache": cfg.cache or str(DEFAULT_CACHE)})
+                                  "keep_member": False, "cache": cache})
         if matrix_head.encoder is not None:  # fine-tuned: each condition fine-tunes its own encoder (docstring)
             metrics["crosslingual"] = crosslingual(examples, base, None, split=cfg.split)
         else:
-            matrix_embed = CachedEmbedder.for_head(cfg.cache or DEFAULT_CACHE, matrix_head, cfg.threads)
+            matrix_embed = CachedEmbedder.for_head(cache, matrix_head, cfg.threads)
             try:
                 metrics["crosslingual"] = crosslingual(examples, base, matrix_embed, split=cfg.split)
             finally:
