@@ -117,6 +117,21 @@ def test_a_few_finetuning_steps_change_the_tuned_layers(packed, tmp_path):
     assert not np.allclose(adapter.tensors["l11.fo.b"], packed.tensor("l11.fo.b"))
 
 
+def test_length_batches_cover_every_row_once_in_length_sorted_batches():
+    from omni_mer.texthead.finetune import length_batches
+
+    lengths = np.random.default_rng(3).integers(1, 60, size=203)
+    batches = length_batches(lengths, 8, np.random.default_rng(0), chunk=5)
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(203))  # each row once per epoch
+    assert all(len(b) <= 8 and np.all(np.diff(lengths[b]) >= 0) for b in batches)  # little padding in a batch
+    assert sum(len(b) < 8 for b in batches) <= int(np.ceil(203 / 40))  # at most one short batch per chunk
+    again = length_batches(lengths, 8, np.random.default_rng(0), chunk=5)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))  # the seed fixes the epoch
+    assert not all(np.array_equal(a, b) for a, b in zip(batches, length_batches(lengths, 8, np.random.default_rng(1),
+                                                                                  chunk=5)))
+
+
 def test_head_saved_with_its_encoder_and_without_a_stale_one(tmp_path):
     from omni_mer.texthead.head import LanguageCalibration, TextHead, head_digest
 

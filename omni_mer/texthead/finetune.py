@@ -13,6 +13,7 @@ embeds.
 
 Public API:
     finetune_encoder(cfg, train, valid, weights, targets, datasets) -> (EncoderAdapter, history)
+    length_batches(lengths, batch, rng, chunk=50) -> one epoch's batches of row indices
 """
 
 from __future__ import annotations
@@ -44,6 +45,19 @@ def _layer_tensors(layer, index: int) -> dict[str, np.ndarray]:
         out[f"l{index}.{name}.w"] = norm.weight.detach().numpy().astype(np.float32).copy()
         out[f"l{index}.{name}.b"] = norm.bias.detach().numpy().astype(np.float32).copy()
     return out
+
+
+def length_batches(lengths: np.ndarray, batch: int, rng: np.random.Generator, chunk: int = 50) -> list[np.ndarray]:
+    """One epoch's batches of row indices: a random permutation cut into chunks of ``chunk`` batches, each chunk
+    sorted by length (little padding), the batches then in random order."""
+    perm = rng.permutation(len(lengths))
+    batches = []
+    for c in range(0, len(perm), batch * chunk):
+        part = perm[c:c + batch * chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i:i + batch] for i in range(0, len(part), batch)]
+    rng.shuffle(batches)
+    return batches
 
 
 def finetune_encoder(cfg, train: list[TextExample], valid: dict[str, list[TextExample]], weights: np.ndarray,
@@ -149,15 +163,8 @@ def finetune_encoder(cfg, train: list[TextExample], valid: dict[str, list[TextEx
     rng = np.random.default_rng(cfg.seed)
     history, best, best_state = [], -1.0, None
     for epoch in range(cfg.finetune_epochs):
-        # batches of similar length (chunks of 50 batches sorted by length), in random order
-        perm = rng.permutation(len(train))
-        batches = []
-        for c in range(0, len(perm), bs * 50):
-            chunk = perm[c:c + bs * 50]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            batches += [chunk[i:i + bs] for i in range(0, len(chunk), bs)]
-        rng.shuffle(batches)
         total = 0.0
+        batches = length_batches(lengths, bs, rng)
         for b in tqdm(batches, desc=f"fine-tune e5 epoch {epoch + 1}", unit="batch", disable=quiet):
             z = head(embed([train[i].text for i in b])) + ds_bias[D[b]]
             loss = (-(T[b] * torch.log_softmax(z, dim=1)).sum(1) * W[b]).mean()
